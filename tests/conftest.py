@@ -1,0 +1,48 @@
+"""Shared fixtures: where the upstream data lives (only through environment variables) and markers."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+def _data_dir(var: str) -> Path:
+    value = os.environ.get(var)
+    if not value:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{var} is not set: CI must point it at the upstream data (see .ci/run)")
+        pytest.skip(f"{var} not set; export it to run tests that need this data")
+    path = Path(value)
+    if not path.is_dir():
+        pytest.fail(f"{var}={value} is not a directory")
+    return path
+
+
+@pytest.fixture(scope="session")
+def v1_dir() -> Path:
+    return _data_dir("VERILOG_EVAL_V1_DIR")
+
+
+@pytest.fixture(scope="session")
+def v2_dir() -> Path:
+    return _data_dir("VERILOG_EVAL_V2_DIR")
+
+
+@pytest.fixture(scope="session")
+def rtlcoder_dir() -> Path:
+    return _data_dir("RTLCODER_SMALL_DIR")
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        import torch
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    if has_cuda:
+        return
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip_gpu)
