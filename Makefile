@@ -1,0 +1,86 @@
+# itertl: a thin, strict driver. All logic lives in Python (python -m harness ...); every variable
+# below maps one-to-one onto a command-line flag of that CLI. `make help` lists the targets.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DELETE_ON_ERROR:
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-builtin-rules --warn-undefined-variables
+
+VENV   ?= .venv
+PYTHON ?= $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,python3)
+ITERTL := $(PYTHON) -m harness
+
+# Optional variables: empty means "use the preset / CLI default".
+BENCH ?=
+SAMPLES ?=
+MODEL ?=
+PROBLEMS ?=
+K ?=
+N ?=
+RUN ?=
+FAIL_UNDER ?=
+WORKERS ?=
+TIMEOUT ?=
+LIMIT ?=
+ALLOW_MISSING ?=
+TEMPERATURE ?=
+TOP_P ?=
+DATA ?=
+FILTER ?=
+SEED ?=
+ITERS ?=
+PRESET ?=
+QUANT ?=
+MODE ?=
+SCORE ?=
+RESTART ?=
+EVAL_BENCH ?=
+DRY_RUN ?=
+CONFIG ?=
+PYTEST_ARGS ?=
+
+# $(call flag,--name,VALUE) renders "--name VALUE" only when VALUE is set.
+flag = $(if $(strip $(2)),$(1) $(2),)
+
+EVAL_FLAGS = $(call flag,--bench,$(BENCH)) $(call flag,--samples,$(SAMPLES)) $(call flag,--model,$(MODEL)) \
+  $(call flag,--problems,$(PROBLEMS)) $(call flag,--k,$(K)) $(call flag,--n,$(N)) $(call flag,--run,$(RUN)) \
+  $(call flag,--fail-under,$(FAIL_UNDER)) $(call flag,--workers,$(WORKERS)) $(call flag,--timeout,$(TIMEOUT)) \
+  $(call flag,--limit,$(LIMIT)) $(if $(filter 1 yes true,$(ALLOW_MISSING)),--allow-missing,) \
+  $(call flag,--temperature,$(TEMPERATURE)) $(call flag,--top-p,$(TOP_P)) $(call flag,--seed,$(SEED))
+
+DATA_FLAGS = $(call flag,--data,$(DATA)) $(call flag,--filter,$(FILTER)) $(call flag,--run,$(RUN)) \
+  $(call flag,--seed,$(SEED)) $(call flag,--limit,$(LIMIT)) $(call flag,--workers,$(WORKERS))
+
+TRAIN_FLAGS = $(call flag,--iters,$(ITERS)) $(call flag,--preset,$(PRESET)) $(call flag,--model,$(MODEL)) \
+  $(call flag,--data,$(DATA)) $(call flag,--k,$(K)) $(call flag,--quant,$(QUANT)) $(call flag,--mode,$(MODE)) \
+  $(call flag,--score,$(SCORE)) $(call flag,--run,$(RUN)) $(call flag,--filter,$(FILTER)) \
+  $(call flag,--seed,$(SEED)) $(call flag,--eval-bench,$(EVAL_BENCH)) $(call flag,--workers,$(WORKERS)) \
+  $(call flag,--config,$(CONFIG)) $(call flag,--limit,$(LIMIT)) \
+  $(if $(filter 1 yes true,$(RESTART)),--restart,) $(if $(filter 1 yes true,$(DRY_RUN)),--dry-run,)
+
+.PHONY: help install eval data train test test-all lint
+
+help: ## list the targets and what they do
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN {FS = ":.*## "}; {printf "  %-16s %s\n", $$1, $$2}'
+
+install: ## create .venv with the CPU torch wheel and the project's [train,dev] extras
+	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q torch==2.13.0
+	$(VENV)/bin/pip install -q -e '.[train,dev]'
+
+eval: ## score samples (SAMPLES=) or a model (MODEL=reference|path|run folder) on BENCH= into results/RUN
+	$(ITERTL) eval $(EVAL_FLAGS)
+
+data: ## prepare a training set (DATA=synthetic|resyn27k|path, FILTER=0|1) into a versioned, hashed folder
+	$(ITERTL) data $(DATA_FLAGS)
+
+train: ## run ITERTL iterations (ITERS=7 PRESET=tiny-cpu|paper MODE=iterative|static ...) into results/RUN
+	$(ITERTL) train $(TRAIN_FLAGS)
+
+test: ## run the default test suite (fast; no slow or GPU tests)
+	$(PYTHON) -m pytest -m "not slow and not gpu" $(PYTEST_ARGS)
+
+test-all: ## run every test, slow ones included (GPU tests skip without CUDA)
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+-include mk/tools.mk mk/docker.mk

@@ -1,0 +1,6 @@
+"""Allows `python -m harness ...`."""
+import sys
+
+from harness.cli import main
+
+sys.exit(main())

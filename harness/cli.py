@@ -1,0 +1,66 @@
+"""`python -m harness <command>`: the one entry point the Makefile forwards to.
+
+Each command lives in its own module (``harness/<command>_cli.py``) as ``main_<command>(argv)``.
+A `UserError` becomes one line on stderr and exit code 2; any other exception is a bug: its
+traceback goes to a log file (never to the user's terminal in full) and the line names that file.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import tempfile
+import traceback
+
+from verilog_tools.errors import UserError
+
+COMMANDS = {
+    "eval": ("harness.eval_cli", "main_eval", "score samples or a model on a benchmark"),
+    "data": ("harness.data_cli", "main_data", "prepare a training data set"),
+    "train": ("harness.train_cli", "main_train", "run ITERTL iterations"),
+}
+
+
+def _usage() -> str:
+    lines = ["usage: python -m harness <command> [options]", "", "commands:"]
+    lines += [f"  {name:<8} {help_}" for name, (_, _, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def _log_traceback() -> str:
+    log_dir = os.environ.get("ITERTL_LOG_DIR") or tempfile.gettempdir()
+    fd, path = tempfile.mkstemp(prefix="itertl-crash-", suffix=".log", dir=log_dir)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(" ".join(sys.argv) + "\n\n")
+        traceback.print_exc(file=fh)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"error: unknown command {name!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module_name, func_name, _ = COMMANDS[name]
+    try:
+        func = getattr(importlib.import_module(module_name), func_name)
+        return int(func(rest) or 0)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: finished stages are kept; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug: keep the user's terminal readable, keep the evidence
+        path = _log_traceback()
+        print(f"error: internal error ({type(exc).__name__}: {exc}); traceback in {path}",
+              file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
