@@ -1,0 +1,74 @@
+"""Rouge-L F-measure, identical to ``rouge_score`` (0.1.2, default settings) and much faster on code.
+
+``rouge_score.RougeScorer(["rougeL"]).score(target=reference, prediction=candidate)["rougeL"].fmeasure``
+tokenises both texts (lowercase, every run of characters outside ``[a-z0-9]`` is a separator, no
+stemmer) and fills an ``m x n`` Python table for the longest common subsequence: seconds per pair on
+long Verilog. Here the reference is tokenised once (``ReferenceLcs``), tokens become bits, and the LCS
+length comes from the bit-parallel recurrence of Allison & Dix (1986) / Hyyro (2004) on Python big
+ints: one add, one subtract and a few bitwise ops per candidate token, whatever the reference length.
+
+Precision, recall and F are computed with the same float operations, in the same order, as
+``rouge_score.rouge_scorer._score_lcs`` and ``rouge_score.scoring.fmeasure``, so results are equal
+bit for bit, not just close.
+"""
+from __future__ import annotations
+
+import re
+
+# rouge_score: lower(), re.sub("[^a-z0-9]+", " "), split on whitespace, keep tokens matching
+# ^[a-z0-9]+$. Those are exactly the maximal runs of [a-z0-9] in the lowercased text.
+_TOKEN_RE = re.compile(r"[a-z0-9]+")
+
+
+def tokenize(text: str) -> list[str]:
+    """rouge_score's default tokenisation (no stemmer)."""
+    return _TOKEN_RE.findall(text.lower())
+
+
+def f_measure(lcs: int, n_reference: int, n_candidate: int) -> float:
+    """F-measure from an LCS length, with rouge_score's arithmetic (0 when either side is empty)."""
+    if n_reference == 0 or n_candidate == 0:
+        return 0.0
+    precision = lcs / n_candidate
+    recall = lcs / n_reference
+    if precision + recall > 0:
+        return 2 * precision * recall / (precision + recall)
+    return 0.0
+
+
+class ReferenceLcs:
+    """A reference tokenised once, ready to score many candidates against it."""
+
+    def __init__(self, reference: str):
+        tokens = tokenize(reference)
+        self.n_tokens = len(tokens)
+        self._full = (1 << self.n_tokens) - 1
+        # One bit mask per distinct token: bit k set where reference token k equals it.
+        masks: dict[str, int] = {}
+        for position, token in enumerate(tokens):
+            masks[token] = masks.get(token, 0) | (1 << position)
+        self._masks = masks
+
+    def lcs_length(self, candidate_tokens: list[str]) -> int:
+        """Length of the longest common subsequence of the reference's tokens and these."""
+        masks, full = self._masks, self._full
+        v = full  # bit k clear <=> the LCS row count increases at reference position k
+        for token in candidate_tokens:
+            match = masks.get(token)
+            if match is None:
+                continue  # no match anywhere: the recurrence leaves v unchanged
+            u = v & match
+            v = ((v + u) | (v - u)) & full
+        return self.n_tokens - v.bit_count()
+
+    def f_measure(self, candidate: str) -> float:
+        """Rouge-L F-measure of ``candidate`` against this reference."""
+        tokens = tokenize(candidate)
+        if self.n_tokens == 0 or not tokens:
+            return 0.0
+        return f_measure(self.lcs_length(tokens), self.n_tokens, len(tokens))
+
+
+def rouge_l(reference: str, candidate: str) -> float:
+    """Rouge-L F-measure of one pair; use ``ReferenceLcs`` to score many candidates per reference."""
+    return ReferenceLcs(reference).f_measure(candidate)
