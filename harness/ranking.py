@@ -1,0 +1,184 @@
+"""ITERTL's training objective, and the data it trains on: scored candidate groups as token tensors.
+
+The loss of one group (one instruction with its candidates, one of them the reference):
+
+    p_i    = (1 / |y_i|) * sum_t log P(y_i,t | x, y_i,<t)        (sum only, if length_normalize is off)
+    L_CE   = -(1 / |y_ref|) * sum_t log P(y_ref,t | x, y_ref,<t)  (mean token cross-entropy of the reference)
+    L_rank = mean over ordered pairs (i, j) with s_i > s_j, both scorable, of max(0, margin - (p_i - p_j))
+    L      = L_CE + alpha * L_rank
+
+``x`` is the prompt, ``y_i`` candidate i's response tokens, ``s_i`` its score (``harness.scoring``).
+A candidate whose score is None (a tool failed) takes part in no pair; a group with no pair
+contributes L_CE only (L_rank = 0). A batch's loss is the mean of its groups' losses. The ranking
+accuracy is the fraction of pairs with p_i > p_j.
+
+Where this departs from the paper: with margin 0 the hinge is RRHF's ranking loss, but RRHF and the
+ITERTL paper sum over pairs; here it is the mean over a group's pairs, so alpha does not need retuning
+when K or the number of ties changes. alpha, margin and length normalisation are config fields.
+
+The hinge's gradient with respect to each p_i has a closed form (``ranking_loss_and_grad``). This is
+what lets the trainer compute every p_i without gradients first, then back-propagate one candidate at
+a time (see ``harness.trainer``). At a hinge's kink (margin - (p_i - p_j) == 0) the subgradient taken
+is 0, like ``torch.relu``'s, so the closed form equals autograd everywhere.
+
+Data layout. ``build_ranking_dataset`` turns candidates.jsonl rows into one item per group. Inside a
+group the candidates keep the row's order (harness.scoring writes sampled candidates first and the
+reference last) but nothing here depends on position: the reference is the candidate whose
+``source`` is "reference", and exactly one is required. ``RankingCollator`` pads whole groups into
+one batch; ``group_ids`` says which rows belong together.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterable
+
+log = logging.getLogger(__name__)
+
+
+def ordered_pairs(scores: list[float | None]) -> list[tuple[int, int]]:
+    """Index pairs (i, j) with scores[i] > scores[j], both not None (the pairs the hinge ranks)."""
+    return [(i, j) for i, si in enumerate(scores) for j, sj in enumerate(scores)
+            if si is not None and sj is not None and si > sj]
+
+
+def ranking_loss_and_grad(logps: list[float], scores: list[float | None], margin: float
+                          ) -> tuple[float, list[float], int, int]:
+    """L_rank of one group, dL_rank/dp_i for every candidate, the number of pairs and of correct pairs."""
+    pairs = ordered_pairs(scores)
+    grad = [0.0] * len(logps)
+    if not pairs:
+        return 0.0, grad, 0, 0
+    loss, correct = 0.0, 0
+    for i, j in pairs:
+        gap = margin - (logps[i] - logps[j])
+        correct += logps[i] > logps[j]
+        if gap > 0:  # strictly: at the kink the subgradient is 0, as torch.relu's
+            loss += gap
+            grad[i] -= 1.0 / len(pairs)
+            grad[j] += 1.0 / len(pairs)
+    return loss / len(pairs), grad, len(pairs), correct
+
+
+def ranking_loss(logps, scores: list[float | None], margin: float):
+    """L_rank of one group as a differentiable tensor (logps: 1-D tensor); 0 when there is no pair."""
+    import torch
+    pairs = ordered_pairs(scores)
+    if not pairs:
+        return logps.sum() * 0.0
+    better = torch.tensor([i for i, _ in pairs], device=logps.device)
+    worse = torch.tensor([j for _, j in pairs], device=logps.device)
+    return torch.relu(margin - (logps[better] - logps[worse])).mean()
+
+
+def token_logprobs(logits, targets):
+    """log P(target) per position, in log space, one row at a time so that no second full-vocabulary
+    tensor is ever held for the whole batch (logits: [B, T, V], targets: [B, T])."""
+    import torch
+    dtype = torch.promote_types(logits.dtype, torch.float32)  # bf16/fp16 logits: reduce in fp32
+    picked = torch.gather(logits, -1, targets.unsqueeze(-1)).squeeze(-1).to(dtype)
+    norms = torch.stack([torch.logsumexp(row.to(dtype), dim=-1) for row in logits])
+    return picked - norms
+
+
+def sequence_logprobs(model, input_ids, attention_mask, response_mask):
+    """Sum of response-token log-probabilities and number of response tokens, per row.
+
+    Only the logits from the first response position on are computed (``logits_to_keep``): the
+    prompt's logits are never materialised.
+    """
+    rows_with_response = response_mask.any(dim=1)
+    if not bool(rows_with_response.all()):
+        raise ValueError("every candidate needs at least one response token")
+    first = int(response_mask.float().argmax(dim=1).min())  # earliest response token in the batch
+    keep = input_ids.shape[1] - first + 1
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep,
+                   use_cache=False).logits[:, :-1]
+    targets = input_ids[:, first:]
+    logp = token_logprobs(logits, targets)
+    mask = response_mask[:, first:].to(logp.dtype)
+    return (logp * mask).sum(dim=1), mask.sum(dim=1)
+
+
+class RankingCollator:
+    """Pads a list of groups into one batch; the candidates of a group always travel together.
+
+    Output (N = candidates in the batch, T = longest sequence): ``input_ids``, ``attention_mask``,
+    ``response_mask`` [N, T] (True on response tokens, i.e. the tokens whose log-prob counts),
+    ``scores`` [N] float (NaN = unscorable), ``group_ids`` [N] (0..G-1) and ``is_reference`` [N] bool.
+    Right padding keeps positions of real tokens unchanged.
+    """
+
+    def __init__(self, pad_token_id: int):
+        if pad_token_id is None:
+            raise ValueError("pad_token_id is None: give the tokenizer a pad or eos token")
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, groups: list[dict]) -> dict:
+        import torch
+        rows = [(g, c) for g, group in enumerate(groups) for c in group["candidates"]]
+        width = max(len(c["input_ids"]) for _, c in rows)
+        input_ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        response_mask = torch.zeros((len(rows), width), dtype=torch.bool)
+        for r, (_, cand) in enumerate(rows):
+            n = len(cand["input_ids"])
+            input_ids[r, :n] = torch.tensor(cand["input_ids"], dtype=torch.long)
+            attention_mask[r, :n] = 1
+            response_mask[r, cand["response_start"]:n] = True
+        scores = [math.nan if c["score"] is None else float(c["score"]) for _, c in rows]
+        return {
+            "input_ids": input_ids, "attention_mask": attention_mask, "response_mask": response_mask,
+            "scores": torch.tensor(scores, dtype=torch.float64),
+            "group_ids": torch.tensor([g for g, _ in rows], dtype=torch.long),
+            "is_reference": torch.tensor([c["source"] == "reference" for _, c in rows]),
+        }
+
+
+def build_ranking_dataset(candidate_rows: Iterable[dict], tokenizer,
+                          format_example: Callable[[object, str, str], tuple[str, str]], *,
+                          max_length: int | None = None, append_eos: bool = True) -> list[dict]:
+    """One training item per candidates.jsonl row: {"id", "candidates": [{"input_ids",
+    "response_start", "score", "source"}]}, candidates in the row's order.
+
+    The prompt and the response are tokenised separately and concatenated, so the response tokens are
+    exactly those the model produces after the prompt (no BPE merge across the boundary). Sequences
+    longer than ``max_length`` lose the end of their response; a candidate left with no response token
+    is dropped, and a group that loses its reference is dropped (both logged).
+    """
+    items, dropped_groups = [], 0
+    for row in candidate_rows:
+        cands = [tokenize_candidate(tokenizer, format_example, row["instruction"], c, max_length, append_eos)
+                 for c in row["candidates"]]
+        refs = [c for c in row["candidates"] if c["source"] == "reference"]
+        if len(refs) != 1:
+            raise ValueError(f"group {row['id']}: needs exactly one candidate with source 'reference', "
+                             f"found {len(refs)}")
+        kept = [c for c in cands if c is not None]
+        if not any(c["source"] == "reference" for c in kept):
+            dropped_groups += 1
+            continue
+        items.append({"id": row["id"], "candidates": kept})
+    if dropped_groups:
+        log.warning("dropped %d groups whose reference did not fit in max_length=%s", dropped_groups, max_length)
+    return items
+
+
+def tokenize_candidate(tokenizer, format_example, instruction: str, cand: dict, max_length, append_eos):
+    """Token ids of prompt + response and where the response starts; None if no response token fits."""
+    prompt_text, full_text = format_example(tokenizer, instruction, cand["text"])
+    if not full_text.startswith(prompt_text):
+        raise ValueError("format_example must return a full text that starts with the prompt text")
+    # The formatted prompt already holds its special tokens (BOS, chat markers) as text, as at sampling.
+    prompt_ids = tokenizer(prompt_text, add_special_tokens=False)["input_ids"]
+    response_ids = tokenizer(full_text[len(prompt_text):], add_special_tokens=False)["input_ids"]
+    eos = tokenizer.eos_token_id
+    if append_eos and eos is not None and (not response_ids or response_ids[-1] != eos):
+        response_ids = response_ids + [eos]
+    ids = (prompt_ids + response_ids)[:max_length] if max_length else prompt_ids + response_ids
+    if not prompt_ids:
+        raise ValueError("the prompt tokenised to nothing: the first response token needs a context")
+    if len(ids) <= len(prompt_ids):
+        return None
+    return {"input_ids": ids, "response_start": len(prompt_ids), "score": cand["score"],
+            "source": cand["source"]}

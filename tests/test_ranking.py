@@ -1,0 +1,140 @@
+"""The ranking objective's arithmetic, the log-likelihoods it ranks, and how groups become batches."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from harness.prompting import format_example  # noqa: E402
+from harness.ranking import (RankingCollator, build_ranking_dataset, ordered_pairs,  # noqa: E402
+                             ranking_loss, ranking_loss_and_grad, sequence_logprobs)
+
+SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
+
+
+def tiny_tokenizer():
+    """A character-level fast tokenizer: every printable ASCII character is one token."""
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+    vocab = {tok: i for i, tok in enumerate(SPECIALS + [chr(c) for c in range(32, 127)] + ["\n"])}
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>",
+                                   pad_token="<pad>", unk_token="<unk>")
+
+
+def tiny_model(seed: int = 0, vocab_size: int = 128):
+    from transformers import LlamaConfig, LlamaForCausalLM
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         pad_token_id=0, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
+    return LlamaForCausalLM(config).eval()
+
+
+def group_row(gid: str, texts_scores: list[tuple[str, float | None, str]]) -> dict:
+    return {"id": gid, "instruction": f"Write module {gid}.", "header": "",
+            "candidates": [{"text": t, "source": src, "modules": 1, "syntax_ok": True, "rouge_l": None,
+                            "score": s, "status": "ok"} for t, s, src in texts_scores]}
+
+
+# ---- the loss arithmetic -------------------------------------------------------------------------
+
+def test_hand_computed_three_candidates():
+    logps, scores = [-1.0, -2.0, -0.5], [1.0, 0.5, 0.0]
+    # pairs (0,1): max(0, -(1)) = 0; (0,2): max(0, 0.5) = 0.5; (1,2): max(0, 1.5) = 1.5
+    loss, grad, pairs, correct = ranking_loss_and_grad(logps, scores, margin=0.0)
+    assert loss == pytest.approx(2.0 / 3.0) and pairs == 3 and correct == 1
+    assert grad == pytest.approx([-1 / 3, -1 / 3, 2 / 3])
+    # margin 1: (0,1) sits on the kink (0), (0,2) = 1.5, (1,2) = 2.5
+    loss, grad, _, _ = ranking_loss_and_grad(logps, scores, margin=1.0)
+    assert loss == pytest.approx(4.0 / 3.0)
+    assert grad == pytest.approx([-1 / 3, -1 / 3, 2 / 3])
+    tensor_loss = ranking_loss(torch.tensor(logps), scores, margin=0.0)
+    assert tensor_loss.item() == pytest.approx(2.0 / 3.0)
+
+
+def test_unscorable_candidates_take_part_in_no_pair():
+    assert ordered_pairs([1.0, None, 0.0]) == [(0, 2)]
+    loss, grad, pairs, _ = ranking_loss_and_grad([-3.0, -0.1, -1.0], [1.0, None, 0.0], margin=0.0)
+    assert pairs == 1 and loss == pytest.approx(2.0) and grad[1] == 0.0
+    # ties and all-unscorable groups give no pair: CE only
+    assert ranking_loss_and_grad([-1.0, -2.0], [0.5, 0.5], 0.0)[2] == 0
+    assert ranking_loss(torch.tensor([-1.0, -2.0], requires_grad=True), [None, None], 0.0).item() == 0.0
+
+
+def test_closed_form_gradient_equals_autograd():
+    gen = torch.Generator().manual_seed(3)
+    for _ in range(50):
+        logps = torch.randn(5, generator=gen, dtype=torch.float64, requires_grad=True)
+        scores = [None if r < 0.15 else round(r, 1) for r in torch.rand(5, generator=gen).tolist()]
+        margin = float(torch.rand(1, generator=gen)) if _ % 2 else 0.0
+        loss = ranking_loss(logps, scores, margin)
+        if loss.requires_grad:
+            loss.backward()
+        auto = logps.grad.tolist() if logps.grad is not None else [0.0] * 5
+        value, grad, _, _ = ranking_loss_and_grad(logps.detach().tolist(), scores, margin)
+        assert value == pytest.approx(loss.item(), abs=1e-12)
+        assert grad == pytest.approx(auto, abs=1e-12)
+
+
+# ---- log-likelihoods -----------------------------------------------------------------------------
+
+def test_sequence_logprobs_match_naive_log_softmax():
+    model = tiny_model()
+    tok = tiny_tokenizer()
+    items = build_ranking_dataset([group_row("a", [("assign y = a;", 0.5, "model"),
+                                                    ("module m; endmodule", 1.0, "reference")])],
+                                  tok, format_example)
+    batch = RankingCollator(tok.pad_token_id)(items)
+    sums, counts = sequence_logprobs(model, batch["input_ids"], batch["attention_mask"], batch["response_mask"])
+    for r, cand in enumerate(items[0]["candidates"]):
+        ids = torch.tensor([cand["input_ids"]])
+        logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].double(), -1)
+        per_token = logp.gather(-1, ids[0, 1:].unsqueeze(-1)).squeeze(-1)[cand["response_start"] - 1:]
+        assert counts[r].item() == len(cand["input_ids"]) - cand["response_start"]
+        assert sums[r].item() == pytest.approx(per_token.sum().item(), abs=1e-4)
+
+
+# ---- data and batches ----------------------------------------------------------------------------
+
+def test_dataset_finds_reference_by_source_not_position_and_appends_eos_once():
+    tok = tiny_tokenizer()
+    row = group_row("g", [("module r; endmodule", 1.0, "reference"), ("module x; endmodule", None, "model")])
+    (item,) = build_ranking_dataset([row], tok, format_example)
+    ref, cand = item["candidates"]
+    assert ref["source"] == "reference" and cand["score"] is None
+    prompt, _ = format_example(tok, row["instruction"], "")
+    assert ref["response_start"] == len(tok(prompt, add_special_tokens=False)["input_ids"])
+    response = ref["input_ids"][ref["response_start"]:]
+    assert response[-1] == tok.eos_token_id and response.count(tok.eos_token_id) == 1
+    assert "".join(tok.convert_ids_to_tokens(response[:-1])) == "module r; endmodule"
+    with pytest.raises(ValueError, match="exactly one"):
+        build_ranking_dataset([group_row("h", [("x", 0.0, "model")])], tok, format_example)
+
+
+def test_truncation_drops_empty_candidates_and_groups_without_reference():
+    tok = tiny_tokenizer()
+    prompt_len = len(tok(format_example(tok, "Write module g.", "")[0], add_special_tokens=False)["input_ids"])
+    rows = [group_row("g", [("ab", 0.0, "model"), ("module r; endmodule", 1.0, "reference")])]
+    (item,) = build_ranking_dataset(rows, tok, format_example, max_length=prompt_len + 1)
+    assert all(len(c["input_ids"]) == prompt_len + 1 for c in item["candidates"])
+    lopsided = [group_row("g", [("ab", 0.0, "model"), ("r", 1.0, "reference")])]
+    assert len(build_ranking_dataset(lopsided, tok, lambda t, i, r: (i, i + r), max_length=len("Write module g."))) == 0
+
+
+def test_collator_keeps_groups_together():
+    tok = tiny_tokenizer()
+    rows = [group_row("a", [("x1", 0.3, "model"), ("x22", None, "model"), ("ref", 1.0, "reference")]),
+            group_row("b", [("ref-b", 1.0, "reference"), ("yy", -1.0, "model")])]
+    items = build_ranking_dataset(rows, tok, format_example)
+    batch = RankingCollator(tok.pad_token_id)(items)
+    assert batch["group_ids"].tolist() == [0, 0, 0, 1, 1]
+    assert batch["is_reference"].tolist() == [False, False, True, True, False]
+    assert math.isnan(batch["scores"][1].item()) and batch["scores"][4].item() == -1.0
+    for r, cand in enumerate(c for item in items for c in item["candidates"]):
+        n = len(cand["input_ids"])
+        assert batch["input_ids"][r, :n].tolist() == cand["input_ids"]
+        assert batch["attention_mask"][r].sum().item() == n
+        assert batch["response_mask"][r].nonzero().squeeze(1).tolist() == list(range(cand["response_start"], n))
