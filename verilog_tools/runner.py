@@ -1,0 +1,204 @@
+"""The one hardened process runner: every iverilog, vvp and verilator process starts here.
+
+`run_sandboxed` runs an argv list (never a shell) in a per-sample directory with:
+- stdin closed (/dev/null), a scrubbed environment (PATH = the tool's dir + /usr/bin:/bin, LANG=C,
+  HOME and TMPDIR = the sample dir), its own session and process group (start_new_session);
+- a wall-clock limit enforced by a timer that SIGKILLs the whole process group (no polling);
+- setrlimit in the child: RLIMIT_CPU (CPU seconds), RLIMIT_AS (memory), RLIMIT_FSIZE (every file the
+  child writes, its captured stdout/stderr included: a flood ends in SIGXFSZ), RLIMIT_CORE = 0;
+- stdout/stderr written to files in the sample dir and read back up to `output_bytes`;
+- a SIGKILL of the whole process group when the child exits, even on success, so a grandchild that
+  stays in the group (a forked sleeper, a runaway simulator) never outlives the call.
+
+What it does NOT protect against (it is not a container):
+- no network, filesystem, PID or user namespace: the child runs as the calling user and can read any
+  world-readable file and reach the network if the tool itself offers a way; for Verilog designs such
+  ways ($fopen, $readmem, `include, $system...) are blocked statically by `policy.py`, not here;
+- a descendant that calls setsid()/setpgid() itself leaves the process group and escapes the final kill;
+- RLIMIT_AS and RLIMIT_CPU are per process, not per group (a forking child can use N times each);
+- disk use is bounded per file (RLIMIT_FSIZE), not in the number of files.
+
+Safe to call from many threads at once: nothing is shared between calls except the read-only config.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+GiB = 1 << 30
+MiB = 1 << 20
+STDOUT_NAME = ".stdout"
+STDERR_NAME = ".stderr"
+
+
+@dataclass
+class Limits:
+    """Resource limits for one sandboxed process (each step of a simulation gets its own)."""
+
+    wall_seconds: float = field(default=60.0, metadata={"help": "wall-clock limit; the process group is killed at expiry"})
+    cpu_seconds: float = field(default=60.0, metadata={"help": "RLIMIT_CPU per process (SIGXCPU, then SIGKILL 1 s later)"})
+    memory_bytes: int = field(default=4 * GiB, metadata={"help": "RLIMIT_AS: address-space limit per process"})
+    output_bytes: int = field(default=1 * MiB, metadata={"help": "stdout/stderr beyond this many bytes sets output_exceeded; at most this much is read back"})
+    file_bytes: int = field(default=64 * MiB, metadata={"help": "RLIMIT_FSIZE: largest file the process may write (stdout/stderr files included)"})
+
+    def __post_init__(self):
+        for name in ("wall_seconds", "cpu_seconds", "memory_bytes", "output_bytes", "file_bytes"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"Limits.{name} must be a positive number, got {value!r}")
+        if self.output_bytes > self.file_bytes:
+            raise ValueError(f"Limits.output_bytes ({self.output_bytes}) must be <= Limits.file_bytes "
+                             f"({self.file_bytes}): the output files are capped by file_bytes")
+
+
+@dataclass
+class RunResult:
+    """What one sandboxed process did. `timed_out` covers both the wall-clock and the CPU limit."""
+
+    returncode: int | None          # exit status when it exited normally, else None
+    signal: int | None              # the signal that killed it, else None
+    timed_out: bool
+    output_exceeded: bool           # stdout or stderr passed output_bytes, or SIGXFSZ
+    stdout: str
+    stderr: str
+    wall_seconds: float
+    cpu_seconds: float              # user + system CPU of the child and the children it reaped
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0 and not self.timed_out and not self.output_exceeded
+
+
+@contextlib.contextmanager
+def sample_dir(prefix: str = "itertl-") -> Iterator[Path]:
+    """A fresh private (0700) temp dir for one sample, removed afterwards even if the child chmod-ed it."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        _remove_tree(path)
+
+
+def _remove_tree(path: Path) -> None:
+    def make_writable_and_retry(func, target, _exc):
+        with contextlib.suppress(OSError):
+            os.chmod(os.path.dirname(target), 0o700)
+            os.chmod(target, 0o700)
+            func(target)
+    shutil.rmtree(path, onerror=make_writable_and_retry)
+
+
+def _child_env(argv0: str, cwd: Path) -> dict[str, str]:
+    tool_dir = os.path.dirname(os.path.abspath(argv0)) if os.sep in argv0 else ""
+    path = ":".join(p for p in (tool_dir, "/usr/bin", "/bin") if p)
+    return {"PATH": path, "LANG": "C", "LC_ALL": "C", "HOME": str(cwd), "TMPDIR": str(cwd)}
+
+
+def _rlimit_setter(limits: Limits):
+    """The preexec function: setrlimit calls only (it runs between fork and exec in a threaded parent)."""
+    cpu = max(1, int(limits.cpu_seconds + 0.999))
+    settings = [
+        (resource.RLIMIT_CPU, (cpu, cpu + 1)),
+        (resource.RLIMIT_AS, (int(limits.memory_bytes),) * 2),
+        (resource.RLIMIT_FSIZE, (int(limits.file_bytes),) * 2),
+        (resource.RLIMIT_CORE, (0, 0)),
+    ]
+    setrlimit = resource.setrlimit
+
+    def apply():
+        for which, value in settings:
+            setrlimit(which, value)
+    return apply
+
+
+def _kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def _read_capped(fh, cap: int) -> tuple[str, bool]:
+    """The open file's text, at most `cap` bytes (head and tail halves when larger); and whether it was larger.
+
+    Reads through the descriptor the child wrote to, never by path: the child may have replaced the path
+    with a symlink to some other file.
+    """
+    size = os.fstat(fh.fileno()).st_size
+    fh.seek(0)
+    if size <= cap:
+        data = fh.read()
+    else:
+        head = fh.read(cap // 2)
+        fh.seek(size - (cap - cap // 2))
+        tail = fh.read()
+        data = head + f"\n[... {size - cap} bytes cut ...]\n".encode() + tail
+    return data.decode("utf-8", errors="replace"), size > cap
+
+
+def run_sandboxed(argv: Sequence[str], cwd: Path | str, limits: Limits | None = None) -> RunResult:
+    """Run untrusted-input tool `argv` in sample dir `cwd` under `limits` (see module docstring).
+
+    DANGEROUS by nature: it executes a program; keep `argv[0]` a trusted tool and `cwd` a fresh sample dir.
+    """
+    limits = limits or Limits()
+    cwd = Path(cwd)
+    argv = [str(a) for a in argv]
+    start = time.monotonic()
+    with open(cwd / STDOUT_NAME, "w+b") as out, open(cwd / STDERR_NAME, "w+b") as err:
+        proc = subprocess.Popen(
+            argv, cwd=cwd, env=_child_env(argv[0], cwd), stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+            start_new_session=True, close_fds=True, preexec_fn=_rlimit_setter(limits))
+        status, cpu, timed_out = _wait_and_kill_group(proc, limits.wall_seconds)
+        stdout, out_big = _read_capped(out, limits.output_bytes)
+        stderr, err_big = _read_capped(err, limits.output_bytes)
+    wall = time.monotonic() - start
+    sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+    returncode = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+    cpu_limited = sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= limits.cpu_seconds)
+    return RunResult(
+        returncode=returncode, signal=sig, timed_out=timed_out or cpu_limited,
+        output_exceeded=out_big or err_big or sig == signal.SIGXFSZ,
+        stdout=stdout, stderr=stderr, wall_seconds=wall, cpu_seconds=cpu)
+
+
+def _wait_and_kill_group(proc: subprocess.Popen, wall_seconds: float) -> tuple[int, float, bool]:
+    """Wait for the child (killing its group at the deadline), kill the group, reap: (status, cpu, timed_out)."""
+    pid = proc.pid
+    lock = threading.Lock()
+    state = {"done": False, "timed_out": False}
+
+    def on_timeout():
+        with lock:
+            if not state["done"]:
+                state["timed_out"] = True
+                _kill_group(pid)
+
+    timer = threading.Timer(wall_seconds, on_timeout)
+    timer.daemon = True
+    timer.start()
+    try:
+        # Wait without reaping: while the leader is a zombie its pid and group id cannot be reused,
+        # so the group kill below cannot hit an unrelated process.
+        while True:
+            try:
+                os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+                break
+            except InterruptedError:
+                continue
+    finally:
+        with lock:
+            state["done"] = True
+        timer.cancel()
+        _kill_group(pid)
+        _, status, usage = os.wait4(pid, 0)
+        proc.returncode = status  # tell Popen it is reaped, so it never waits on a reused pid
+    return status, usage.ru_utime + usage.ru_stime, state["timed_out"]
