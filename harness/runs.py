@@ -1,0 +1,248 @@
+"""Run folders: one self-describing folder per run under ``results/``.
+
+A run folder holds ``manifest.json`` (merged config, argv, git commit and dirty flag, Python, ML
+library and simulator versions, data hashes, seeds, start/finish times), ``state.json`` (which
+stages finished, with their outputs) and the stages' outputs, each written atomically.
+
+Two markers keep a folder honest:
+
+* ``.incomplete`` exists from creation until `RunFolder.finish`; a crashed or failed run keeps it, so
+  it never looks complete.
+* ``.lock`` (JSON: pid, host) keeps two processes out of one folder. A lock left by a dead process on
+  this host is stale and taken over; one from another host is never guessed about (the message names
+  the file to delete).
+
+`RunFolder.abandon` (called on error) releases the lock and removes the folder only when nothing but
+this bookkeeping was written; a folder with any stage output is kept, marker and all, for resuming.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+from tasks.samples import atomic_write_text
+from verilog_tools.errors import UserError
+
+BOOKKEEPING = {"manifest.json", "state.json", ".lock", ".incomplete"}
+ML_PACKAGES = ("torch", "transformers", "trl", "peft", "bitsandbytes")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def atomic_write_json(path: str | Path, data: object) -> Path:
+    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def atomic_write_jsonl(path: str | Path, rows) -> Path:
+    return atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+class RunFolder:
+    """A locked run folder; use `create` for a new run and `open` to resume one."""
+
+    def __init__(self, path: Path, kind: str):
+        self.path = Path(path)
+        self.kind = kind
+        self._locked = False
+
+    # --- lifecycle -----------------------------------------------------------------------
+    @classmethod
+    def create(cls, root: str | Path, name: str | None, kind: str) -> "RunFolder":
+        """Make ``root/name`` (``<kind>-<timestamp>`` when ``name`` is None); refuse an existing one."""
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        if name is not None and (not name or "/" in name or name.startswith(".")):
+            raise UserError(f"run name {name!r} must be a plain folder name (no '/', not hidden)")
+        path = root / (name or f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}")
+        for suffix in range(1, 100):
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                if name is not None:
+                    raise UserError(f"run folder {path} already exists; choose another RUN name "
+                                    f"or delete the folder") from None
+                path = root / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{suffix + 1}"
+        run = cls(path, kind)
+        (path / ".incomplete").touch()
+        run._acquire_lock()
+        atomic_write_json(path / "state.json", {"kind": kind, "stages": {}})
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path) -> "RunFolder":
+        """Reopen an existing run folder (to resume); takes its lock."""
+        path = Path(path)
+        state_file = path / "state.json"
+        if not state_file.is_file():
+            raise UserError(f"{path} is not a run folder (no state.json); start a new run instead")
+        run = cls(path, json.loads(state_file.read_text()).get("kind", "run"))
+        run._acquire_lock()
+        return run
+
+    def finish(self) -> None:
+        """Mark the run complete: stamp the manifest, drop ``.incomplete``, release the lock."""
+        manifest = self.path / "manifest.json"
+        if manifest.is_file():
+            data = json.loads(manifest.read_text())
+            data["finished"] = now()
+            atomic_write_json(manifest, data)
+        (self.path / ".incomplete").unlink(missing_ok=True)
+        self.release()
+
+    def abandon(self) -> bool:
+        """After an error: release the lock; delete the folder if it holds only bookkeeping.
+
+        Returns True when the folder was removed. Otherwise ``.incomplete`` stays.
+        """
+        self.release()
+        if self.path.is_dir() and {p.name for p in self.path.iterdir()} <= BOOKKEEPING \
+                and not self.state()["stages"]:
+            for p in self.path.iterdir():
+                p.unlink()
+            self.path.rmdir()
+            return True
+        return False
+
+    @property
+    def complete(self) -> bool:
+        return not (self.path / ".incomplete").exists()
+
+    # --- lock ----------------------------------------------------------------------------
+    def _acquire_lock(self) -> None:
+        lock = self.path / ".lock"
+        mine = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": now()})
+        for _ in range(2):
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                self._break_stale_lock(lock)
+                continue
+            with os.fdopen(fd, "w") as fh:
+                fh.write(mine)
+            self._locked = True
+            return
+        raise UserError(f"could not lock {lock}; another process keeps taking it")
+
+    def _break_stale_lock(self, lock: Path) -> None:
+        try:
+            holder = json.loads(lock.read_text())
+            pid, host = int(holder["pid"]), str(holder["host"])
+        except (OSError, ValueError, KeyError, TypeError):
+            raise UserError(f"{lock} is unreadable; if no run is using {self.path}, delete it") from None
+        if host != socket.gethostname():
+            raise UserError(f"{self.path} is locked by pid {pid} on host {host}; if that run is gone, "
+                            f"delete {lock}")
+        if _pid_alive(pid):
+            raise UserError(f"{self.path} is in use by running process {pid}; wait for it or stop it")
+        lock.unlink(missing_ok=True)  # stale: its process is gone
+
+    def release(self) -> None:
+        if self._locked:
+            (self.path / ".lock").unlink(missing_ok=True)
+            self._locked = False
+
+    # --- outputs and stages --------------------------------------------------------------
+    def write_text(self, name: str, text: str) -> Path:
+        return atomic_write_text(self.path / name, text)
+
+    def write_json(self, name: str, data: object) -> Path:
+        return atomic_write_json(self.path / name, data)
+
+    def write_jsonl(self, name: str, rows) -> Path:
+        return atomic_write_jsonl(self.path / name, rows)
+
+    def state(self) -> dict:
+        return json.loads((self.path / "state.json").read_text())
+
+    def stage_done(self, stage: str) -> bool:
+        return bool(self.state()["stages"].get(stage, {}).get("done"))
+
+    def mark_done(self, stage: str, outputs: list[str] = ()) -> None:
+        """Record ``stage`` as finished; every output (relative path) must already exist."""
+        missing = [o for o in outputs if not (self.path / o).exists()]
+        if missing:
+            raise RuntimeError(f"stage {stage}: outputs not written yet: {missing}")
+        state = self.state()
+        state["stages"][stage] = {"done": True, "outputs": list(outputs), "finished": now()}
+        atomic_write_json(self.path / "state.json", state)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r}, kind={self.kind!r})"
+
+
+def git_info(repo: Path = REPO_ROOT) -> dict | None:
+    """``{"commit", "dirty"}`` of the checkout at ``repo``; None when it is not a git checkout."""
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=20,
+                                 stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return None
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
+def package_versions(names=ML_PACKAGES) -> dict[str, str | None]:
+    """Installed versions read from package metadata (never imports the packages)."""
+    out: dict[str, str | None] = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def simulator_versions() -> dict:
+    try:
+        from verilog_tools.tools import tool_versions
+        return dict(tool_versions())
+    except (UserError, OSError) as exc:
+        return {"error": str(exc)}
+
+
+def write_manifest(run: RunFolder, config: dict, data_hashes: dict | None = None,
+                   seeds: dict | None = None, argv: list[str] | None = None) -> Path:
+    """Write ``manifest.json``: everything needed to say what produced this folder."""
+    manifest = {
+        "kind": run.kind,
+        "name": run.path.name,
+        "config": config,
+        "argv": list(sys.argv if argv is None else argv),
+        "git": git_info(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": package_versions(),
+        "tools": simulator_versions(),
+        "data_hashes": data_hashes or {},
+        "seeds": seeds or {},
+        "started": now(),
+        "finished": None,
+    }
+    return run.write_json("manifest.json", manifest)

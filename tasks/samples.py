@@ -1,0 +1,107 @@
+"""Read and write ``samples.jsonl``: rows ``{"task_id", "completion_id", "completion"}``.
+
+This is the one file format between generation and evaluation (VerilogEval v1's format plus the id).
+Reading reports the first bad line as one line naming the file and line number. Rows without a
+``completion_id`` get one from a per-task counter, so files written by other tools (VerilogEval v1's
+own samples have no id) can be scored unchanged. Extra fields are kept and passed through.
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from verilog_tools.errors import UserError
+
+REQUIRED = {"task_id": str, "completion": str}
+
+
+def _check_row(row: object, where: str) -> dict:
+    if not isinstance(row, dict):
+        raise UserError(f"{where}: expected a JSON object, got {type(row).__name__}")
+    for name, kind in REQUIRED.items():
+        if name not in row:
+            raise UserError(f"{where}: missing field {name!r} (each row needs task_id and completion)")
+        if not isinstance(row[name], kind):
+            raise UserError(f"{where}: field {name!r} must be a string, got {type(row[name]).__name__}")
+    cid = row.get("completion_id")
+    if cid is not None and (isinstance(cid, bool) or not isinstance(cid, (int, str))):
+        raise UserError(f"{where}: field 'completion_id' must be an integer or string, "
+                        f"got {type(cid).__name__}")
+    return row
+
+
+def iter_jsonl(path: str | Path, what: str = "JSONL") -> Iterator[tuple[str, object]]:
+    """Yield ``("file:line", parsed value)`` for each non-blank line; one-line error on bad JSON."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} file {path} not found; pass the path of an existing JSONL file")
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                yield where, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UserError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+
+
+def read_samples(path: str | Path) -> list[dict]:
+    """All rows of a samples file, validated; ``completion_id`` filled in where absent."""
+    rows = [_check_row(row, where) for where, row in iter_jsonl(path, "samples")]
+    return assign_completion_ids(rows)
+
+
+def assign_completion_ids(rows: list[dict]) -> list[dict]:
+    """Give each row without a ``completion_id`` the next free number for its task (in file order)."""
+    counters: dict[str, int] = {}
+    seen: dict[str, set] = {}
+    for row in rows:
+        taken = seen.setdefault(row["task_id"], set())
+        if row.get("completion_id") is None:
+            n = counters.get(row["task_id"], 0)
+            while n in taken:
+                n += 1
+            row["completion_id"] = n
+            counters[row["task_id"]] = n + 1
+        taken.add(row["completion_id"])
+    return rows
+
+
+def write_samples(path: str | Path, rows: Iterable[dict]) -> Path:
+    """Write sample (or result) rows as JSONL, atomically; returns the path."""
+    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    return atomic_write_text(path, text)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` so that readers see the old file or the whole new one, never a torn one.
+
+    Temp file in the same folder, fsync, rename over the target, fsync the folder. Lives here (the
+    lowest layer that writes outputs) so that tasks and harness share one implementation.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path
+
+
+def reference_samples(problems) -> list[dict]:
+    """One sample per problem holding its reference as a completion: the ``MODEL=reference`` self-check."""
+    return [{"task_id": p.task_id, "completion_id": 0, "completion": p.reference_completion()}
+            for p in problems]
