@@ -1,0 +1,206 @@
+"""`RankingTrainer`: TRL's SFTTrainer trained on ITERTL's L = L_CE + alpha * L_rank (harness.ranking).
+
+Why SFTTrainer: it already does what this project needs around the loss (PEFT / QLoRA set-up from a
+``peft_config``, adapters in bf16 on 4-bit models, activation offloading, averaged custom metrics in
+``log``), and ``RankingConfig`` stays an ordinary ``SFTConfig`` for the lead's wiring. Its dataset
+preparation is skipped (``skip_prepare_dataset``): the data are groups of candidates built by
+``harness.ranking.build_ranking_dataset`` and batched by ``RankingCollator``. TRL's base class
+(``trl.trainer.base_trainer._BaseTrainer``) is private, hence not used.
+
+Two ways to compute the gradient, the same gradient (tests/test_trainer.py checks it to 1e-5):
+
+* joint (``split_gradients=False``): ``compute_loss`` runs every candidate of the batch through the
+  model at once and autograd does the rest. Memory grows with K x batch.
+* split (``split_gradients=True``, default): ``training_step`` is overridden. Pass 1 computes every
+  p_i under ``torch.no_grad`` (``forward_chunk_size`` candidates per forward); the hinge's gradient
+  dL/dp_i then has a closed form (``ranking_loss_and_grad``). Pass 2 re-runs, with gradients, only
+  the candidates whose dL/dp_i is non-zero and the reference, and back-propagates
+  ``w * (alpha * dL/dp_i * p_i + [reference] L_CE)`` chunk by chunk, so peak activation memory is
+  about one chunk's. Exact only if both passes compute the same p_i: dropout must be off (or seeded
+  identically); the tiny model has none, and LoRA dropout breaks exactness (gradients then come from
+  a second dropout mask: still an unbiased estimate, like any dropout step). Several backward calls
+  per micro-batch would each all-reduce under DDP, so split mode refuses to run on several processes.
+
+Scaling. A micro-batch's loss is the mean over its groups; ``loss_is_scaled_for_ga = False`` lets the
+Trainer divide it by the number of accumulation steps (split mode applies the same factor ``w``
+itself). With equal-sized micro-batches, accumulation then gives exactly the gradient of one larger
+batch. ``num_items_in_batch`` is ignored: every term is already a per-group mean, independent of
+token counts in other groups.
+
+Logged separately (averaged over the logging window): ``ce_loss``, ``rank_loss``, ``rank_accuracy``
+(fraction of ranked pairs with p_i > p_j) and ``rank_pairs``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from trl import SFTConfig, SFTTrainer
+
+from harness.ranking import RankingCollator, ranking_loss, ranking_loss_and_grad, sequence_logprobs
+
+
+@dataclass
+class RankingConfig(SFTConfig):
+    """SFTConfig plus the ranking objective's fields."""
+
+    alpha: float = field(default=1.0, metadata={"help": "weight of the ranking loss: L = L_CE + alpha * L_rank"})
+    margin: float = field(default=0.0, metadata={"help": "hinge margin of the ranking loss (0 = RRHF's loss)"})
+    length_normalize: bool = field(
+        default=True, metadata={"help": "rank on per-token mean log-likelihoods (False: on sums)"})
+    split_gradients: bool = field(
+        default=True, metadata={"help": "two-pass gradient: one candidate chunk in memory at a time"})
+    forward_chunk_size: int = field(
+        default=1, metadata={"help": "candidates per forward pass in split mode"})
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "must stay False: the collator needs every field of a group"})
+
+    def __post_init__(self):
+        if not self.alpha >= 0:
+            raise ValueError(f"alpha must be >= 0, got {self.alpha}")
+        if not self.margin >= 0:
+            raise ValueError(f"margin must be >= 0, got {self.margin}")
+        if self.forward_chunk_size < 1:
+            raise ValueError(f"forward_chunk_size must be >= 1, got {self.forward_chunk_size}")
+        if self.remove_unused_columns:
+            raise ValueError("remove_unused_columns must be False for RankingConfig (groups are not columns)")
+        self.dataset_kwargs = {**(self.dataset_kwargs or {}), "skip_prepare_dataset": True}
+        super().__post_init__()
+
+
+class RankingTrainer(SFTTrainer):
+    """SFTTrainer whose batches are candidate groups and whose loss is ITERTL's (see module docstring)."""
+
+    _name = "Ranking"
+    loss_is_scaled_for_ga = False
+
+    def __init__(self, model, args: RankingConfig, train_dataset, processing_class, data_collator=None,
+                 **kwargs):
+        if not isinstance(args, RankingConfig):
+            raise TypeError(f"args must be a RankingConfig, got {type(args).__name__}")
+        if isinstance(train_dataset, list):  # build_ranking_dataset's output; SFTTrainer wants a Dataset
+            from datasets import Dataset
+            train_dataset = Dataset.from_list(train_dataset)
+        if data_collator is None:
+            pad = processing_class.pad_token_id
+            data_collator = RankingCollator(pad if pad is not None else processing_class.eos_token_id)
+        super().__init__(model=model, args=args, train_dataset=train_dataset,
+                         processing_class=processing_class, data_collator=data_collator, **kwargs)
+        if args.split_gradients and self.accelerator.num_processes > 1:
+            raise ValueError("split_gradients=True supports one process only; set it False for DDP/FSDP")
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        """The joint computation: all candidates of the batch in one graph."""
+        loss, stats = joint_loss(model, inputs, self.args)
+        self._record(stats)
+        return (loss, stats) if return_outputs else loss
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        if not self.args.split_gradients:
+            return super().training_step(model, inputs, num_items_in_batch)
+        model.train()
+        if hasattr(self.optimizer, "train") and callable(self.optimizer.train):
+            self.optimizer.train()
+        inputs = self._prepare_inputs(inputs)
+        steps = getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
+        with self.compute_loss_context_manager(), self.maybe_activation_offload_context:
+            loss, stats = split_backward(model, inputs, self.args, scale=1.0 / steps,
+                                         backward=self.accelerator.backward)
+        self._record(stats)
+        return loss.detach() / steps
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad(), self.compute_loss_context_manager():
+            loss = self.compute_loss(model, inputs)
+        return loss.detach(), None, None
+
+    def _record(self, stats: dict) -> None:
+        metrics = self._metrics["train" if self.model.training else "eval"]
+        metrics["ce_loss"].append(stats["ce_loss"])
+        metrics["rank_loss"].append(stats["rank_loss"])
+        metrics["rank_pairs"].append(stats["pairs"])
+        if stats["pairs"]:
+            metrics["rank_accuracy"].append(stats["correct"] / stats["pairs"])
+
+
+def _groups(inputs) -> list[tuple[torch.Tensor, list[float | None]]]:
+    """Row indices and scores (None = unscorable) of each group in the batch."""
+    out = []
+    for g in range(int(inputs["group_ids"].max()) + 1):
+        rows = (inputs["group_ids"] == g).nonzero().squeeze(1)
+        scores = [None if s != s else s for s in inputs["scores"][rows].tolist()]  # NaN -> None
+        out.append((rows, scores))
+    return out
+
+
+def _logprobs(model, inputs, rows, length_normalize: bool):
+    """(p, mean token log-prob) of the given rows, cropped to their longest real sequence."""
+    width = int(inputs["attention_mask"][rows].sum(dim=1).max())
+    sums, counts = sequence_logprobs(model, inputs["input_ids"][rows, :width],
+                                     inputs["attention_mask"][rows, :width],
+                                     inputs["response_mask"][rows, :width])
+    means = sums / counts
+    return (means if length_normalize else sums), means
+
+
+def joint_loss(model, inputs, args) -> tuple[torch.Tensor, dict]:
+    """Mean over groups of L_CE + alpha * L_rank, differentiable through every candidate at once."""
+    all_rows = torch.arange(inputs["input_ids"].shape[0], device=inputs["input_ids"].device)
+    p, means = _logprobs(model, inputs, all_rows, args.length_normalize)
+    losses, stats = [], _empty_stats()
+    for rows, scores in _groups(inputs):
+        ce = -means[rows[inputs["is_reference"][rows]]].sum()
+        rank = ranking_loss(p[rows], scores, args.margin)
+        losses.append(ce + args.alpha * rank)
+        _, _, pairs, correct = ranking_loss_and_grad(p[rows].detach().tolist(), scores, args.margin)
+        _add_stats(stats, ce.item(), rank.item(), pairs, correct)
+    return torch.stack(losses).mean(), _finish_stats(stats, len(losses))
+
+
+def split_backward(model, inputs, args, *, scale: float, backward) -> tuple[torch.Tensor, dict]:
+    """Back-propagate the joint loss (times ``scale``) in two passes; return the loss value and stats."""
+    n_rows = inputs["input_ids"].shape[0]
+    device = inputs["input_ids"].device
+    chunks = torch.arange(n_rows, device=device).split(args.forward_chunk_size)
+    with torch.no_grad():
+        p = torch.cat([_logprobs(model, inputs, rows, args.length_normalize)[0] for rows in chunks])
+    groups = _groups(inputs)
+    coef = torch.zeros(n_rows, dtype=torch.float64, device=device)  # alpha * dL_rank/dp_i
+    rank_values = []
+    stats = _empty_stats()
+    for rows, scores in groups:
+        rank, grad, pairs, correct = ranking_loss_and_grad(p[rows].tolist(), scores, args.margin)
+        coef[rows] = args.alpha * torch.tensor(grad, dtype=torch.float64, device=device)
+        rank_values.append(rank)
+        stats["pairs"] += pairs
+        stats["correct"] += correct
+    weight = scale / len(groups)
+    is_ref = inputs["is_reference"]
+    needed = ((coef != 0) | is_ref).nonzero().squeeze(1)
+    ce_sum = 0.0
+    for rows in needed.split(args.forward_chunk_size):
+        p_rows, means = _logprobs(model, inputs, rows, args.length_normalize)
+        ce_rows = -(means * is_ref[rows]).sum()
+        objective = (coef[rows].to(p_rows.dtype) * p_rows).sum() + ce_rows
+        backward(objective * weight)
+        ce_sum += ce_rows.item()
+    total = (ce_sum + args.alpha * sum(rank_values)) / len(groups)
+    stats["ce_loss"], stats["rank_loss"] = ce_sum, sum(rank_values)
+    return torch.tensor(total, device=device), _finish_stats(stats, len(groups))
+
+
+def _empty_stats() -> dict:
+    return {"ce_loss": 0.0, "rank_loss": 0.0, "pairs": 0, "correct": 0}
+
+
+def _add_stats(stats: dict, ce: float, rank: float, pairs: int, correct: int) -> None:
+    stats["ce_loss"] += ce
+    stats["rank_loss"] += rank
+    stats["pairs"] += pairs
+    stats["correct"] += correct
+
+
+def _finish_stats(stats: dict, n_groups: int) -> dict:
+    """Per-group means of the loss terms; pair counts stay totals."""
+    return {**stats, "ce_loss": stats["ce_loss"] / n_groups, "rank_loss": stats["rank_loss"] / n_groups}

@@ -1,0 +1,129 @@
+"""RankingTrainer: split gradients equal joint ones, training moves the right weights, accumulation is exact."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+torch = pytest.importorskip("torch")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+from harness.prompting import format_example  # noqa: E402
+from harness.ranking import RankingCollator, build_ranking_dataset  # noqa: E402
+from harness.trainer import RankingConfig, RankingTrainer, joint_loss, split_backward  # noqa: E402
+from test_ranking import group_row, tiny_model, tiny_tokenizer  # noqa: E402
+
+
+def _rows():
+    return [
+        group_row("a", [("module a; endmodule", 0.4, "model"), ("wire x;", 0.0, "model"),
+                        ("garbage", None, "model"), ("module a(input i); endmodule", 1.0, "reference")]),
+        group_row("b", [("module b(output o); assign o = 1; endmodule", 1.0, "reference"),
+                        ("module b; endmodule", 0.7, "model"), ("module c; endmodule", -1.0, "model"),
+                        ("assign o = 0;", 0.0, "model")]),
+        group_row("c", [("x", 0.5, "model"), ("y", 0.5, "model"), ("module c; endmodule", 1.0, "reference")]),
+        group_row("d", [("always @(posedge clk) q <= d;", 0.2, "model"), ("module d; endmodule", 1.0, "reference"),
+                        ("module d; endmodule module e; endmodule", -1.0, "model")]),
+    ]
+
+
+def _dataset(tok):
+    return build_ranking_dataset(_rows(), tok, format_example)
+
+
+def _config(tmp_path, **overrides):
+    base = dict(output_dir=str(tmp_path), per_device_train_batch_size=2, learning_rate=1e-2, max_steps=2,
+                logging_steps=1, save_strategy="no", report_to="none", use_cpu=True, bf16=False,
+                gradient_checkpointing=False, seed=0, lr_scheduler_type="constant", warmup_steps=0,
+                dataloader_num_workers=0, max_grad_norm=0.0)
+    base.update(overrides)
+    return RankingConfig(**base)
+
+
+def _grads(model):
+    return {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("length_normalize,margin,chunk", [(True, 0.0, 1), (False, 0.5, 3)])
+def test_split_gradients_equal_joint_gradients(tmp_path, length_normalize, margin, chunk):
+    tok = tiny_tokenizer()
+    batch = RankingCollator(tok.pad_token_id)(_dataset(tok))
+    args = _config(tmp_path, alpha=0.7, margin=margin, length_normalize=length_normalize,
+                   forward_chunk_size=chunk)
+    model = tiny_model()
+    loss, stats = joint_loss(model, batch, args)
+    (loss * 0.5).backward()
+    joint = _grads(model)
+    model.zero_grad()
+    split_loss, split_stats = split_backward(model, batch, args, scale=0.5, backward=lambda t: t.backward())
+    split = _grads(model)
+    assert split_loss.item() == pytest.approx(loss.item(), abs=1e-5)
+    assert stats["pairs"] == split_stats["pairs"] > 0 and stats["correct"] == split_stats["correct"]
+    assert split_stats["rank_loss"] > 0 and joint.keys() == split.keys()
+    for name in joint:
+        torch.testing.assert_close(split[name], joint[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_unscorable_candidate_gets_no_gradient_signal(tmp_path):
+    tok = tiny_tokenizer()
+    rows = [group_row("a", [("zzz", None, "model"), ("module a; endmodule", 1.0, "reference")])]
+    batch = RankingCollator(tok.pad_token_id)(build_ranking_dataset(rows, tok, format_example))
+    model = tiny_model()
+    loss, stats = joint_loss(model, batch, _config(tmp_path))
+    assert stats["pairs"] == 0 and stats["rank_loss"] == 0.0
+    assert loss.item() == pytest.approx(stats["ce_loss"])  # CE only
+
+
+def _train(tmp_path, model, tok, **overrides):
+    trainer = RankingTrainer(model=model, args=_config(tmp_path, **overrides), train_dataset=_dataset(tok),
+                             processing_class=tok)
+    trainer.train()
+    return trainer
+
+
+@pytest.mark.parametrize("split", [True, False])
+def test_training_changes_weights_and_logs_terms(tmp_path, split):
+    tok = tiny_tokenizer()
+    model = tiny_model()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainer = _train(tmp_path, model, tok, split_gradients=split)
+    changed = [n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])]
+    assert len(changed) == len(before)
+    logged = [h for h in trainer.state.log_history if "ce_loss" in h]
+    assert logged and all({"rank_loss", "rank_accuracy", "loss"} <= h.keys() for h in logged)
+    assert logged[0]["loss"] == pytest.approx(logged[0]["ce_loss"] + logged[0]["rank_loss"], rel=1e-4)
+
+
+def test_lora_changes_only_adapter_weights(tmp_path):
+    from peft import LoraConfig
+    tok = tiny_tokenizer()
+    peft_config = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"])
+    trainer = RankingTrainer(model=tiny_model(), args=_config(tmp_path), train_dataset=_dataset(tok),
+                             processing_class=tok, peft_config=peft_config)
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.train()
+    changed = {n for n, p in trainer.model.named_parameters() if not torch.equal(p.detach(), before[n])}
+    assert changed and all("lora_" in n for n in changed)
+    assert {n for n in before if "lora_B" in n} <= changed
+
+
+@pytest.mark.parametrize("split", [True, False])
+def test_gradient_accumulation_matches_bigger_batch(tmp_path, split):
+    tok = tiny_tokenizer()
+    big, small = tiny_model(), tiny_model()
+    # SGD: the update is lr * gradient, so equal updates mean equal gradients
+    _train(tmp_path / "big", big, tok, split_gradients=split, per_device_train_batch_size=2, max_steps=1,
+           optim="sgd")
+    _train(tmp_path / "acc", small, tok, split_gradients=split, per_device_train_batch_size=1,
+           gradient_accumulation_steps=2, max_steps=1, optim="sgd")
+    start = tiny_model()
+    for (name, p_big), p_acc, p0 in zip(big.named_parameters(), small.parameters(), start.parameters()):
+        assert not torch.equal(p_big, p0) or "embed" in name
+        torch.testing.assert_close(p_acc - p0, p_big - p0, atol=1e-6, rtol=1e-4, msg=name)
+
+
+def test_config_rejects_bad_values(tmp_path):
+    with pytest.raises(ValueError, match="alpha"):
+        _config(tmp_path, alpha=-1.0)
+    with pytest.raises(ValueError, match="forward_chunk_size"):
+        _config(tmp_path, forward_chunk_size=0)
