@@ -1,0 +1,151 @@
+"""Score each instruction's K candidates (K-1 sampled + the reference) for ITERTL's ranking loss.
+
+Paper mode (ITERTL, arXiv 2407.12022): the reference gets ``reference_score``; a sampled candidate with
+more than one module gets ``multi_module_score``; one that ``iverilog -t null`` rejects (or with no
+extractable code) gets ``syntax_fail_score``; one that compiles gets its Rouge-L F-measure against the
+reference. Functional mode (records with a testbench) refines only the compiling candidates: passing
+the testbench gives ``functional_pass_score``, anything else the paper score times
+``functional_scale``; records without a testbench keep paper scores (counted in the stats).
+
+A tool that could not run (status ``infra_error``) makes a candidate unscorable: score None, which the
+loss leaves out of every pair. It is never turned into a 0.
+
+Output rows follow the candidates.jsonl contract. Candidate order: sampled candidates in sampling
+order, then the reference LAST; nothing downstream depends on this (harness.ranking finds the
+reference by ``source == "reference"``). ``text`` is the extracted Verilog (what gets ranked), or the
+raw completion when no code could be extracted. ``status`` is one of CANDIDATE_STATUSES.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from harness.rouge import ReferenceLcs
+from verilog_tools import status as st
+
+MODES = ("paper", "functional")
+REFERENCE, MULTI_MODULE, COMPILED = "reference", "multi_module", "ok"
+# the syntax check's own statuses (syntax_error, compile_error, timeout, ...), the simulator's in
+# functional mode (pass, mismatch, ...), and these three
+CANDIDATE_STATUSES = (REFERENCE, MULTI_MODULE, COMPILED) + st.STATUSES
+
+
+def _f(default, help_):
+    return field(default=default, metadata={"help": help_})
+
+
+@dataclass
+class ScoreConfig:
+    mode: str = _f("paper", "paper: multi-module / syntax / Rouge-L; functional: testbench pass first")
+    reference_score: float = _f(1.0, "score of the reference answer")
+    multi_module_score: float = _f(-1.0, "score of a sampled candidate with more than one module")
+    syntax_fail_score: float = _f(0.0, "score of a candidate that does not compile or has no code")
+    functional_pass_score: float = _f(1.0, "functional mode: score of a candidate passing its testbench")
+    functional_scale: float = _f(0.9, "functional mode: factor on the paper score of a compiling, failing one")
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ValueError(f"ScoreConfig.mode must be one of {MODES}, got {self.mode!r}")
+        for name in ("reference_score", "multi_module_score", "syntax_fail_score",
+                     "functional_pass_score", "functional_scale"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"ScoreConfig.{name} must be a finite number, got {getattr(self, name)}")
+
+
+def score_groups(records, sampled_texts: list[list[str]], cfg: ScoreConfig, workers: int = 1) -> list[dict]:
+    """candidates.jsonl rows for ``records`` (TrainingRecord) and their raw sampled completions."""
+    from verilog_tools import icarus
+    from verilog_tools.text import count_modules, extract_code
+
+    if len(records) != len(sampled_texts):
+        raise ValueError(f"{len(records)} records but {len(sampled_texts)} lists of sampled texts")
+    cands = []  # (record index, candidate dict) for every sampled completion
+    for r, (rec, raws) in enumerate(zip(records, sampled_texts)):
+        for raw in raws:
+            code = extract_code(raw, header=rec.header, mode="module")
+            modules = count_modules(code) if code is not None else 0
+            cands.append((r, {"text": code if code is not None else raw, "source": "model",
+                              "modules": modules, "syntax_ok": None, "rouge_l": None, "score": None,
+                              "status": st.NO_CODE if code is None else None}))
+    to_check = [c for _, c in cands if c["status"] is None and c["modules"] <= 1]
+    for cand, result in zip(to_check, icarus.check_syntax_many([c["text"] for c in to_check], workers)):
+        cand["syntax_ok"] = bool(result.ok)
+        cand["status"] = COMPILED if result.ok else result.status
+    _apply_paper_scores(records, cands, cfg)
+    if cfg.mode == "functional":
+        _apply_functional_scores(records, cands, cfg, workers)
+    return _rows(records, cands, cfg, count_modules)
+
+
+def _apply_paper_scores(records, cands, cfg: ScoreConfig) -> None:
+    references: dict[int, ReferenceLcs] = {}
+    for r, cand in cands:
+        if cand["status"] is None:  # not checked: more than one module
+            cand["status"], cand["score"] = MULTI_MODULE, cfg.multi_module_score
+        elif cand["status"] == st.INFRA_ERROR:
+            cand["score"] = None
+        elif cand["status"] != COMPILED:
+            cand["score"] = cfg.syntax_fail_score
+        else:
+            if r not in references:
+                references[r] = ReferenceLcs(records[r].reference)
+            cand["rouge_l"] = references[r].f_measure(cand["text"])
+            cand["score"] = cand["rouge_l"]
+
+
+def _apply_functional_scores(records, cands, cfg: ScoreConfig, workers: int) -> None:
+    from verilog_tools import icarus
+
+    todo = [(r, c) for r, c in cands if c["status"] == COMPILED and records[r].testbench]
+
+    def run(item):
+        r, cand = item
+        rec = records[r]
+        return icarus.simulate(cand["text"], rec.testbench, top=rec.top or "tb",
+                               dut_module=rec.dut_module or "top_module")
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = list(pool.map(run, todo))
+    for (_, cand), result in zip(todo, results):
+        cand["status"] = result.status
+        if result.status == st.INFRA_ERROR:
+            cand["score"] = None
+        elif result.passed:
+            cand["score"] = cfg.functional_pass_score
+        else:
+            cand["score"] = cand["rouge_l"] * cfg.functional_scale
+
+
+def _rows(records, cands, cfg: ScoreConfig, count_modules) -> list[dict]:
+    rows = [{"id": rec.id, "instruction": rec.instruction, "header": rec.header, "candidates": []}
+            for rec in records]
+    for r, cand in cands:
+        rows[r]["candidates"].append(cand)
+    for rec, row in zip(records, rows):
+        row["candidates"].append({"text": rec.reference, "source": "reference",
+                                  "modules": count_modules(rec.reference), "syntax_ok": None,
+                                  "rouge_l": None, "score": cfg.reference_score, "status": REFERENCE})
+    return rows
+
+
+def score_stats(rows: list[dict], records=None, cfg: ScoreConfig | None = None) -> dict:
+    """Per-iteration summary of the sampled candidates (the references are left out)."""
+    sampled = [c for row in rows for c in row["candidates"] if c["source"] == "model"]
+    n = len(sampled)
+    rouges = [c["rouge_l"] for c in sampled if c["rouge_l"] is not None]
+    histogram = Counter("none" if c["score"] is None else f"{c['score']:.1f}" for c in sampled)
+    stats = {
+        "groups": len(rows),
+        "sampled": n,
+        "syntax_valid_rate": sum(bool(c["syntax_ok"]) for c in sampled) / n if n else 0.0,
+        "multi_module_rate": sum(c["modules"] > 1 for c in sampled) / n if n else 0.0,
+        "mean_rouge_l": sum(rouges) / len(rouges) if rouges else None,
+        "unscorable": histogram.get("none", 0),
+        "score_histogram": dict(sorted(histogram.items())),
+        "status_counts": dict(sorted(Counter(c["status"] for c in sampled).items())),
+    }
+    if cfg is not None and cfg.mode == "functional" and records is not None:
+        stats["functional_unavailable"] = sum(not rec.testbench for rec in records)
+    return stats
