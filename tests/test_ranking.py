@@ -24,10 +24,10 @@ def tiny_tokenizer():
                                    pad_token="<pad>", unk_token="<unk>")
 
 
-def tiny_model(seed: int = 0, vocab_size: int = 128):
+def tiny_model(seed: int = 0, vocab_size: int = 128, hidden_size: int = 32):
     from transformers import LlamaConfig, LlamaForCausalLM
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=2 * hidden_size, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
                          pad_token_id=0, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
     return LlamaForCausalLM(config).eval()

@@ -127,3 +127,24 @@ def test_config_rejects_bad_values(tmp_path):
         _config(tmp_path, alpha=-1.0)
     with pytest.raises(ValueError, match="forward_chunk_size"):
         _config(tmp_path, forward_chunk_size=0)
+
+
+def test_4bit_nf4_lora_training_step_on_cpu(tmp_path):
+    """QLoRA on CPU: bitsandbytes 0.50 quantises and runs NF4 Linear4bit layers without CUDA."""
+    pytest.importorskip("bitsandbytes")
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    tok = tiny_tokenizer()
+    tiny_model(hidden_size=64).save_pretrained(tmp_path / "base")  # NF4 blocks are 64 wide
+    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "base", quantization_config=quant,
+                                                 device_map={"": "cpu"}, dtype=torch.float32)
+    assert model.is_loaded_in_4bit
+    peft_config = LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0, target_modules=["q_proj", "v_proj"])
+    trainer = RankingTrainer(model=model, args=_config(tmp_path / "out", max_steps=1), train_dataset=_dataset(tok),
+                             processing_class=tok, peft_config=peft_config)
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.train()
+    changed = {n for n, p in trainer.model.named_parameters() if not torch.equal(p.detach(), before[n])}
+    assert changed and all("lora_" in n for n in changed)
+    assert any("ce_loss" in h for h in trainer.state.log_history)
