@@ -150,9 +150,9 @@ main() {
         exec 9>"$(dirname "$prefix")/.iverilog-build.lock"
         flock 9  # a second `make tools` waits for the first instead of building twice
         if ! [[ -x $prefix/bin/iverilog && "$(cat "$prefix/.itertl-stamp" 2>/dev/null)" == "$stamp_text" ]]; then
-            install_build_deps
             local archive
-            archive=$(fetch_source)
+            archive=$(fetch_source)  # first: a bad download fails before apt touches the system
+            install_build_deps
             build_into_prefix "$archive"
         fi
     fi
