@@ -49,7 +49,8 @@ def make_seqdet(rng: random.Random, level: int) -> Design:
     table = transitions(pattern, moore, overlap)
     bits = (len(table) - 1).bit_length()
     names = ", ".join(f"S{i} = {bits}'d{i}" for i in range(len(table)))
-    arms = "".join(f"{I3}S{s}: next_state = {x} ? S{one} : S{zero};\n" for s, (zero, one) in enumerate(table))
+    arms = "".join(f"{I3}S{s}: next_state = " + (f"{x} ? S{one} : S{zero};\n" if one != zero else f"S{one};\n")
+                   for s, (zero, one) in enumerate(table))
     body = (f"{INDENT}localparam {names};\n\n{INDENT}reg [{bits - 1}:0] state, next_state;\n\n"
             + _clocked(reset, "clk", "state <= S0;", [f"{I2}else", f"{I3}state <= next_state;"])
             + f"\n{INDENT}always @(*) begin\n{I2}case (state)\n{arms}{I3}default: next_state = S0;\n"

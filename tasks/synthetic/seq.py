@@ -128,7 +128,7 @@ def make_edge(rng: random.Random, level: int) -> Design:
     width = rng.randint(*{1: (1, 4), 2: (1, 8), 3: (1, 16)}[level])
     registered = level < 3 or rng.random() < 0.5
     vec = pick(rng, VECTOR_NAMES)
-    out = pick(rng, {"rising": ("rise", "pedge"), "falling": ("fall", "nedge"), "both": ("edge", "anyedge")}[kind])
+    out = pick(rng, {"rising": ("rise", "pedge"), "falling": ("fall", "nedge"), "both": ("anyedge", "toggle")}[kind])
     ports = (Port("clk", "input"), Port(vec, "input", width), Port(out, "output", width, reg=registered))
     expr = _EDGES[kind][0].format(v=vec, p="prev")
     bits = f"[{width - 1}:0] " if width > 1 else ""
