@@ -8,6 +8,7 @@ that a small model trained on it sees consistent idioms.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 
 INDENT = "    "
@@ -160,4 +161,5 @@ def const(width: int, value: int, base: str = "d") -> str:
 
 
 def describe(design_ports: list[Port], rng: random.Random, summary: str, *details: str) -> str:
-    return " ".join([opening(rng, summary), port_sentence(rng, design_ports), *details])
+    text = " ".join([opening(rng, summary), port_sentence(rng, design_ports), *details])
+    return re.sub(r"\ba (?=(?:8|11|18)\D)", "an ", text)   # "an 8-bit", "an 11-bit"

@@ -107,7 +107,7 @@ def make_shiftreg(rng: random.Random, level: int) -> Design:
     details = [clock_sentence("clk"),
                f"On each rising edge{' with en equal to 1' if enable else ''}, {q} shifts "
                f"{'left' if left else 'right'} by one bit: {enters} takes the value of {sin} and the "
-               f"old {leaves} is discarded." + (" When en is 0, q holds its value." if enable else "")]
+               f"old {leaves} is discarded." + (f" When en is 0, {q} holds its value." if enable else "")]
     if load:
         details.append(f"When load is 1 at a rising edge, {q} is loaded with d instead; load has "
                        f"priority over shifting{' and does not depend on en' if enable else ''}.")
@@ -119,8 +119,9 @@ def make_shiftreg(rng: random.Random, level: int) -> Design:
                   stimulus=Stimulus(enables=("en",) if enable else (), reset_every=32))
 
 
-_EDGES = {"rising": ("{v} & ~{p}", "changes from 0 to 1"), "falling": ("~{v} & {p}", "changes from 1 to 0"),
-          "both": ("{v} ^ {p}", "changes value (in either direction)")}
+_EDGES = {"rising": ("{v} & ~{p}", "changes from 0 to 1", "{v}[i] is 1 and prev[i] is 0"),
+          "falling": ("~{v} & {p}", "changes from 1 to 0", "{v}[i] is 0 and prev[i] is 1"),
+          "both": ("{v} ^ {p}", "changes value (in either direction)", "{v}[i] differs from prev[i]")}
 
 
 def make_edge(rng: random.Random, level: int) -> Design:
@@ -141,9 +142,9 @@ def make_edge(rng: random.Random, level: int) -> Design:
     else:
         body = (f"{INDENT}reg {bits}prev;\n\n{INDENT}always @(posedge clk)\n{I2}prev <= {vec};\n\n"
                 f"{INDENT}assign {out} = {expr};\n")
-        rule = (f"A register prev captures {vec} on every rising edge of clk; {out}[i] is "
-                f"combinational and is 1 whenever the current {vec}[i] differs from prev[i] in the "
-                f"way described ({vec}[i] {_EDGES[kind][1]} relative to prev[i]).")
+        rule = (f"A register prev captures {vec} on every rising edge of clk. {out}[i] is "
+                f"combinational (no extra register): it is 1 whenever "
+                f"{_EDGES[kind][2].format(v=vec)}, and 0 otherwise.")
     summary = f"detects {kind} edges{' on each bit' if width > 1 else ''} of a {width}-bit input"
     details = [rule.replace("[i]", "") if width == 1 else rule, "There is no reset."]
     return Design("edge", level, ("edge", kind, str(width), str(registered)),
