@@ -1,0 +1,167 @@
+"""`python -m harness eval`: score a samples file, or the reference self-check, on a benchmark.
+
+Flags mirror the Make variables (BENCH, SAMPLES, MODEL, PROBLEMS, K, RUN, RESULTS_DIR, FAIL_UNDER,
+WORKERS, TIMEOUT, ALLOW_MISSING, LIMIT). Everything the user gave is checked (benchmark, problems
+file, samples file, task ids, simulator) before a run folder is created, so bad input leaves no
+folder behind. After that, a failure leaves the folder with its ``.incomplete`` marker (or removes
+it when nothing but bookkeeping was written); only a finished evaluation drops the marker.
+
+Samples come from ``--samples FILE``, from ``--model reference`` (each problem's reference as its
+completion: the harness's self-check), or from a model through a generator hook: the training side
+registers ``generate(problems, config) -> (samples, info)`` with `register_generator`, or passes it
+to `main_eval`; ``info`` (temperature, top_p, model id...) is merged into metrics.json.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+
+from harness.runs import RunFolder, write_manifest
+from tasks.benchmarks import known_benchmarks, load_benchmark
+from tasks.evaluate import check_ids, evaluate
+from tasks.fetch import data_hash
+from tasks.reports import summary_table, write_outcome
+from tasks.samples import assign_completion_ids, read_samples, reference_samples, write_samples
+from verilog_tools.errors import UserError
+from verilog_tools.runner import Limits
+from verilog_tools.tools import check_simulator
+
+GenerateSamples = Callable[[list, "EvalConfig"], "tuple[list[dict], dict]"]
+_generator: GenerateSamples | None = None
+
+
+def register_generator(generate: GenerateSamples | None) -> None:
+    """Install the function that turns ``--model`` into samples (None uninstalls it)."""
+    global _generator
+    _generator = generate
+
+
+@dataclass
+class EvalConfig:
+    """One evaluation: which benchmark, which samples, how to score them."""
+
+    bench: str = field(default="verilog-eval-v1-human", metadata={"help": "benchmark id (BENCH); 'file' with --problems"})
+    samples: str | None = field(default=None, metadata={"help": "samples.jsonl to score (SAMPLES)"})
+    model: str | None = field(default=None, metadata={"help": "'reference' for the self-check, or a model to sample (MODEL)"})
+    problems: str | None = field(default=None, metadata={"help": "problems file in VerilogEval v1 JSONL format (PROBLEMS)"})
+    k: str = field(default="1,5,10", metadata={"help": "comma-separated k values for pass@k (K)"})
+    run: str | None = field(default=None, metadata={"help": "run folder name; default eval-<timestamp> (RUN)"})
+    results_dir: str = field(default="results", metadata={"help": "where run folders go (RESULTS_DIR)"})
+    fail_under: float | None = field(default=None, metadata={"help": "exit 1 if pass@1 is below this fraction (FAIL_UNDER)"})
+    workers: int | None = field(default=None, metadata={"help": "parallel simulations; default: all cores (WORKERS)"})
+    timeout: float | None = field(default=None, metadata={"help": "seconds per simulator step, wall and CPU (TIMEOUT)"})
+    allow_missing: bool = field(default=False, metadata={"help": "score problems without samples as failures (ALLOW_MISSING)"})
+    limit: int | None = field(default=None, metadata={"help": "only the first N problems: a smoke run, flagged in metrics (LIMIT)"})
+
+    def __post_init__(self) -> None:
+        if self.problems and self.bench == EvalConfig.bench:
+            self.bench = "file"
+        if self.bench not in known_benchmarks():
+            raise ValueError(f"bench: unknown benchmark {self.bench!r}; allowed: {', '.join(known_benchmarks())}")
+        if (self.samples is None) == (self.model is None):
+            raise ValueError("samples/model: give exactly one of --samples FILE or --model NAME")
+        try:
+            self.ks = tuple(sorted({int(x) for x in self.k.split(",") if x.strip()}))
+        except ValueError:
+            raise ValueError(f"k: expected comma-separated positive integers like 1,5,10, got {self.k!r}") from None
+        if not self.ks or self.ks[0] < 1:
+            raise ValueError(f"k: expected comma-separated positive integers like 1,5,10, got {self.k!r}")
+        if self.fail_under is not None and not 0.0 <= self.fail_under <= 1.0:
+            raise ValueError(f"fail_under: a fraction between 0 and 1, got {self.fail_under}")
+        for name in ("workers", "limit"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name}: a positive integer, got {value}")
+        if self.timeout is not None and self.timeout <= 0:
+            raise ValueError(f"timeout: a positive number of seconds, got {self.timeout}")
+
+    def limits(self) -> Limits | None:
+        return None if self.timeout is None else Limits(wall_seconds=self.timeout, cpu_seconds=self.timeout)
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+def parse_args(argv: list[str]) -> EvalConfig:
+    parser = argparse.ArgumentParser(prog="python -m harness eval", description=__doc__.split("\n")[0])
+    types = {"fail_under": float, "workers": int, "timeout": float, "limit": int}
+    for f in fields(EvalConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, action="store_true", help=f.metadata["help"])
+        else:
+            parser.add_argument(flag, type=types.get(f.name, str), default=f.default, help=f.metadata["help"])
+    args = parser.parse_args(argv)
+    try:
+        return EvalConfig(**vars(args))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def main_eval(argv: list[str], *, generate_samples: GenerateSamples | None = None) -> int:
+    """Run one evaluation; returns 0, or 1 when pass@1 is below ``--fail-under``."""
+    config = parse_args(argv)
+    problems = load_benchmark(config.bench, problems_file=config.problems)
+    if config.limit is not None:
+        problems = problems[:config.limit]
+    samples, info = _samples_before_run(config, problems)
+    generate = generate_samples or _generator
+    if samples is None and generate is None:
+        raise UserError(f"model-based generation not wired yet (MODEL={config.model}); "
+                        f"use MODEL=reference or SAMPLES=path/to/samples.jsonl")
+    simulator = check_simulator()
+    run = RunFolder.create(config.results_dir, config.run, "eval")
+    try:
+        write_manifest(run, config.to_dict(), data_hashes={config.bench: data_hash(problems)},
+                       argv=["eval", *argv])
+        if samples is None:
+            samples, info = _generate(config, problems, generate)
+            check_ids(problems, samples, config.allow_missing)
+        write_samples(run.path / "samples.jsonl", samples)
+        run.mark_done("samples", ["samples.jsonl"])
+        outcome = evaluate(problems, samples, workers=config.workers, limits=config.limits(),
+                           ks=config.ks, allow_missing=config.allow_missing, progress=sys.stderr.isatty())
+        outcome.metrics.update(info, simulator=simulator, limit=config.limit, smoke=config.limit is not None,
+                               model=config.model, samples_file=config.samples)
+        run.mark_done("eval", write_outcome(outcome, run.path))
+    except BaseException:
+        run.abandon()
+        raise
+    run.finish()
+    print(summary_table(outcome.metrics))
+    print(f"run folder: {run.path}")
+    return _exit_code(config, outcome.metrics)
+
+
+def _samples_before_run(config: EvalConfig, problems: list) -> tuple[list[dict] | None, dict]:
+    """Samples that exist before the run (file or reference), checked; None when a model must generate."""
+    info = {"temperature": None, "top_p": None}
+    if config.samples is not None:
+        samples = read_samples(config.samples)
+        if config.limit is not None:
+            keep = {p.task_id for p in problems}
+            dropped = sum(1 for s in samples if s["task_id"] not in keep)
+            samples = [s for s in samples if s["task_id"] in keep]
+            info["samples_dropped_by_limit"] = dropped
+    elif config.model == "reference":
+        samples = reference_samples(problems)
+    else:
+        return None, info
+    check_ids(problems, samples, config.allow_missing)
+    return samples, info
+
+
+def _generate(config: EvalConfig, problems: list, generate: GenerateSamples):
+    """Samples from a model through the registered hook; ``info`` lands in metrics.json."""
+    samples, info = generate(problems, config)
+    return assign_completion_ids(list(samples)), {"temperature": None, "top_p": None, **info}
+
+
+def _exit_code(config: EvalConfig, metrics: dict) -> int:
+    score = metrics.get("pass_at_k", {}).get("pass@1")
+    if config.fail_under is not None and (score is None or score < config.fail_under):
+        print(f"pass@1 {score} is below --fail-under {config.fail_under}", file=sys.stderr)
+        return 1
+    return 0

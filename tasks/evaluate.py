@@ -1,0 +1,180 @@
+"""Score samples against a benchmark: completions -> designs -> simulation verdicts -> pass@k.
+
+For each problem the reference design is simulated first; the number of checks its testbench makes
+(``M`` in ``Mismatches: N in M samples``) becomes ``expected_samples`` for every sample of that
+problem, so a design that ends the simulation early cannot pass. If the reference itself fails
+(for example the two problems Icarus 11 cannot simulate), that is recorded under
+``reference_failures`` and its samples are simulated without the expectation.
+
+Identical designs of one task (same `normalize_code` text) are simulated once and the verdict is
+shared. Simulations run in a thread pool (each is a subprocess, so threads are enough).
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+
+from tasks.fetch import data_hash
+from tasks.passk import mean_pass_at_k
+from tasks.problem import Problem
+from verilog_tools import status as st
+from verilog_tools.errors import UserError
+from verilog_tools.icarus import simulate
+from verilog_tools.text import extract_code, normalize_code
+from verilog_tools.tools import check_simulator
+
+
+@dataclass
+class EvalOutcome:
+    """Everything one evaluation produced; `tasks.reports.write_outcome` puts it on disk."""
+
+    results: list[dict]                  # one row per sample: the sample + its verdict
+    per_problem: list[dict]              # task_id, n, c, pass@1, status counts
+    metrics: dict = field(default_factory=dict)
+
+
+def design_for(problem: Problem, completion: str) -> str | None:
+    """The full design a completion stands for, or None when it holds no code."""
+    code = extract_code(completion, header=problem.header, mode=problem.completion_mode,
+                        module_name=problem.dut_module)
+    if code is None:
+        return None
+    return problem.header + code if problem.completion_mode == "body" else code
+
+
+def check_ids(problems: list[Problem], samples: list[dict], allow_missing: bool) -> list[str]:
+    """Validate the sample task ids; return the ids of problems without samples (allowed only if asked)."""
+    known = {p.task_id for p in problems}
+    unknown = sorted({s["task_id"] for s in samples} - known)
+    if unknown:
+        shown = ", ".join(map(repr, unknown[:5])) + (" ..." if len(unknown) > 5 else "")
+        raise UserError(f"samples name {len(unknown)} task id(s) not in the benchmark: {shown}; "
+                        f"check BENCH/PROBLEMS")
+    have = {s["task_id"] for s in samples}
+    missing = [p.task_id for p in problems if p.task_id not in have]
+    if missing and not allow_missing:
+        raise UserError(f"{len(missing)} problem(s) have no samples (first: {missing[0]!r}); "
+                        f"pass --allow-missing to count them as failures, or --limit to score fewer")
+    return missing
+
+
+def evaluate(problems: list[Problem], samples: list[dict], *, workers: int | None = None, limits=None,
+             ks=(1, 5, 10), allow_missing: bool = False, progress: bool = True) -> EvalOutcome:
+    """Simulate every sample of ``samples`` against its problem and compute pass@k (see module doc)."""
+    workers = max(1, workers or os.cpu_count() or 1)
+    missing = check_ids(problems, samples, allow_missing)
+    simulator = check_simulator()
+    by_id = {p.task_id: p for p in problems}
+    scored = [p for p in problems if p.task_id not in set(missing)]
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        refs = dict(zip([p.task_id for p in scored],
+                        _run_all(pool, [(p, p.reference, None) for p in scored], limits, "references", progress)))
+        expected = {tid: r.checks if r.status == st.PASS else None for tid, r in refs.items()}
+        designs, jobs, keys = _plan(samples, by_id, expected)
+        verdicts = dict(zip(keys, _run_all(pool, jobs, limits, "samples", progress)))
+    wall = time.monotonic() - started
+    results = [_result_row(s, key, verdicts, dup) for s, (key, dup) in zip(samples, designs)]
+    cpu = sum(r.cpu_seconds for r in refs.values()) + sum(v.cpu_seconds for v in verdicts.values())
+    per_problem = summarize_problems(problems, results)
+    metrics = {
+        "benchmark": sorted({p.benchmark for p in problems}),
+        "data_hash": data_hash(problems),
+        "simulator": simulator,
+        "problems": len(problems),
+        "samples": len(samples),
+        "simulations": len(verdicts) + len(refs),
+        "missing_problems": missing,
+        "reference_failures": [{"task_id": t, "status": r.status, "log_tail": r.log_tail}
+                               for t, r in refs.items() if r.status != st.PASS],
+        "wall_seconds": round(wall, 3),
+        "tool_cpu_seconds": round(cpu, 3),
+        "workers": workers,
+        "wall_over_cpu_per_worker": round(wall / (cpu / workers), 3) if cpu > 0 else None,
+    }
+    metrics.update(pass_metrics(per_problem, ks))
+    return EvalOutcome(results=results, per_problem=per_problem, metrics=metrics)
+
+
+def _plan(samples, by_id, expected):
+    """Map each sample to a (task, normalised design) key; collect one simulation job per key."""
+    designs, jobs, keys, seen = [], [], [], set()
+    for s in samples:
+        problem = by_id[s["task_id"]]
+        design = design_for(problem, s["completion"])
+        if design is None:
+            designs.append((None, False))
+            continue
+        key = (problem.task_id, normalize_code(design))
+        designs.append((key, key in seen))
+        if key not in seen:
+            seen.add(key)
+            keys.append(key)
+            jobs.append((problem, design, expected.get(problem.task_id)))
+    return designs, jobs, keys
+
+
+def _run_all(pool, jobs, limits, what: str, progress: bool) -> list:
+    """Simulate ``(problem, design, expected_samples)`` jobs in ``pool``; results in job order."""
+    def run(job):
+        problem, design, expected_samples = job
+        return simulate(design, problem.testbench, top=problem.top, dut_module=problem.dut_module,
+                        limits=limits, expected_samples=expected_samples)
+
+    futures = [pool.submit(run, job) for job in jobs]
+    if progress and futures:
+        from tqdm import tqdm
+        for _ in tqdm(as_completed(futures), total=len(futures), desc=f"simulating {what}",
+                      unit="sim", leave=False):
+            pass
+    return [f.result() for f in futures]
+
+
+def _result_row(sample: dict, key, verdicts: dict, duplicate: bool) -> dict:
+    """The sample row plus its verdict (VerilogEval-style ``passed`` kept for old tools)."""
+    row = dict(sample)
+    if key is None:
+        row.update(status=st.NO_CODE, passed=False, mismatches=None, checks=None, seconds=0.0,
+                   log_tail="no Verilog code found in the completion")
+        return row
+    v = verdicts[key]
+    row.update(status=v.status, passed=v.status == st.PASS, mismatches=v.mismatches, checks=v.checks,
+               seconds=round(v.seconds, 4), log_tail=v.log_tail)
+    if duplicate:
+        row["deduplicated"] = True  # same normalised design as an earlier sample: verdict shared
+    return row
+
+
+def summarize_problems(problems: list[Problem], results: list[dict]) -> list[dict]:
+    """Per problem: n samples, c passing, pass@1 and status counts (problem order kept)."""
+    rows_by_task: dict[str, list[dict]] = defaultdict(list)
+    for r in results:
+        rows_by_task[r["task_id"]].append(r)
+    out = []
+    for p in problems:
+        rows = rows_by_task.get(p.task_id, [])
+        n, c = len(rows), sum(1 for r in rows if r["status"] == st.PASS)
+        out.append({"task_id": p.task_id, "n": n, "c": c, "pass@1": c / n if n else 0.0,
+                    "statuses": dict(Counter(r["status"] for r in rows))})
+    return out
+
+
+def pass_metrics(per_problem: list[dict], ks) -> dict:
+    """pass@k for every requested k <= n, with problems without samples counted as 0."""
+    present = [(r["n"], r["c"]) for r in per_problem if r["n"] > 0]
+    total = len(per_problem)
+    means = mean_pass_at_k(present, ks)
+    status_counts = Counter()
+    for r in per_problem:
+        status_counts.update(r["statuses"])
+    ns = sorted({n for n, _ in present})
+    return {
+        "pass_at_k": {k: v * len(present) / total for k, v in means.items()} if total else {},
+        "ks_requested": sorted(set(ks)),
+        "ks_skipped": [k for k in sorted(set(ks)) if f"pass@{k}" not in means],
+        "status_counts": {s: status_counts.get(s, 0) for s in st.STATUSES},
+        "n": ns[0] if len(ns) == 1 else {"min": ns[0], "max": ns[-1]} if ns else 0,
+    }

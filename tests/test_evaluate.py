@@ -1,0 +1,119 @@
+"""Evaluation on real VerilogEval v1 problems with real iverilog: verdicts, dedup, pass@k, outputs."""
+from __future__ import annotations
+
+import csv
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from tasks import evaluate as ev
+from tasks.reports import write_outcome
+from tasks.samples import read_samples, reference_samples
+from tasks.verilog_eval import load_v1, load_v1_jsonl
+from verilog_tools import status as st
+from verilog_tools.errors import UserError
+from verilog_tools.tools import ICARUS_11_FAILURES
+
+FEW = ("zero", "notgate", "andgate", "vector4", "count15")
+
+
+@pytest.fixture(scope="module")
+def few(v1_dir):
+    by_id = {p.task_id: p for p in load_v1(v1_dir, "human")}
+    return [by_id[t] for t in FEW]
+
+
+def _sample(task_id, completion, cid=None):
+    row = {"task_id": task_id, "completion": completion}
+    if cid is not None:
+        row["completion_id"] = cid
+    return row
+
+
+def test_reference_and_wrong_completions(few):
+    samples = reference_samples(few) + [
+        _sample("zero", "\tassign zero = 1'b1;\nendmodule\n", 1),               # wrong value
+        _sample("notgate", "```verilog\nassign out = in;\nendmodule\n```", 1),   # fenced, wrong
+        _sample("andgate", "assign out = a &;\nendmodule\n", 1),                 # syntax error
+        _sample("vector4", "Sorry, I cannot help with that.", 1),               # no code
+        _sample("count15", "\talways @(posedge clk)\n\t\tif (reset) q <= 0;\n\t\telse q <= q + 2;\nendmodule\n", 1),
+    ]
+    out = ev.evaluate(few, samples, workers=2, ks=(1, 2, 5), progress=False)
+    by_key = {(r["task_id"], r["completion_id"]): r for r in out.results}
+    assert all(by_key[(t, 0)]["status"] == st.PASS for t in FEW)
+    assert by_key[("zero", 1)]["status"] == st.MISMATCH and by_key[("zero", 1)]["mismatches"] > 0
+    assert by_key[("notgate", 1)]["status"] == st.MISMATCH
+    assert by_key[("andgate", 1)]["status"] in (st.SYNTAX_ERROR, st.COMPILE_ERROR)
+    assert by_key[("vector4", 1)]["status"] == st.NO_CODE
+    assert by_key[("count15", 1)]["status"] == st.MISMATCH
+    m = out.metrics
+    assert m["pass_at_k"] == {"pass@1": pytest.approx(0.5), "pass@2": pytest.approx(1.0)}
+    assert m["ks_skipped"] == [5] and m["n"] == 2
+    assert m["status_counts"][st.PASS] == 5 and m["reference_failures"] == []
+    assert m["tool_cpu_seconds"] > 0 and m["wall_seconds"] > 0
+
+
+def test_identical_designs_are_simulated_once(few):
+    body = few[0].reference_completion()
+    samples = [_sample("zero", body), _sample("zero", "// same design\n" + body.replace("\t", "  "))]
+    out = ev.evaluate(few[:1], samples, workers=1, progress=False)
+    assert out.metrics["simulations"] == 2  # the reference + one shared sample simulation
+    assert [r["status"] for r in out.results] == [st.PASS, st.PASS]
+    assert out.results[1].get("deduplicated") is True
+
+
+def test_expected_samples_come_from_the_reference(few, monkeypatch):
+    calls = []
+    real = ev.simulate
+
+    def spy(design, testbench, **kw):
+        calls.append(kw["expected_samples"])
+        return real(design, testbench, **kw)
+    monkeypatch.setattr(ev, "simulate", spy)
+    ev.evaluate(few[:1], reference_samples(few[:1]), workers=1, progress=False)
+    assert calls[0] is None and isinstance(calls[1], int) and calls[1] > 0
+
+
+def test_ids_checked(few):
+    with pytest.raises(UserError, match="not in the benchmark: 'nope'"):
+        ev.evaluate(few, reference_samples(few) + [_sample("nope", "x")], progress=False)
+    with pytest.raises(UserError, match="4 problem\\(s\\) have no samples"):
+        ev.evaluate(few, reference_samples(few[:1]), progress=False)
+
+
+def test_allow_missing_counts_failures(few):
+    out = ev.evaluate(few[:2], reference_samples(few[:1]), workers=1, allow_missing=True, progress=False)
+    assert out.metrics["missing_problems"] == ["notgate"]
+    assert out.metrics["pass_at_k"]["pass@1"] == pytest.approx(0.5)
+
+
+def test_upstream_example_scores_one_half(v1_dir, tmp_path):
+    example = v1_dir / "data" / "example"
+    problems = load_v1_jsonl(example / "ExampleEval.jsonl", example / "ExampleDescriptions.jsonl")
+    samples = read_samples(example / "ExampleSolution.jsonl")
+    out = ev.evaluate(problems, samples, workers=2, ks=(1,), progress=False)
+    assert out.metrics["pass_at_k"]["pass@1"] == pytest.approx(0.5)
+    upstream = [json.loads(line)["passed"] for line in open(example / "ExampleSolution.jsonl_reference.jsonl")]
+    assert [r["passed"] for r in out.results] == upstream
+
+    names = write_outcome(out, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names)
+    rows = list(csv.DictReader(open(tmp_path / "problems.csv")))
+    assert [(r["task_id"], r["n"], r["c"]) for r in rows] == [("gatesv", "2", "1"), ("vector4", "2", "1"),
+                                                              ("zero", "2", "1")]
+    suite = ET.parse(tmp_path / "junit.xml").getroot()
+    assert suite.get("tests") == "3" and suite.get("failures") == "0"
+    assert len(read_samples(tmp_path / "results.jsonl")) == 6
+
+
+@pytest.mark.slow
+def test_reference_self_check_all_v1_human(v1_dir):
+    problems = load_v1(v1_dir, "human")
+    out = ev.evaluate(problems, reference_samples(problems), ks=(1,), progress=False)
+    failed = {r["task_id"] for r in out.results if r["status"] != st.PASS}
+    refs = {r["task_id"] for r in out.metrics["reference_failures"]}
+    if out.metrics["simulator"].startswith("11."):
+        assert failed == refs == set(ICARUS_11_FAILURES)
+    else:
+        assert failed == refs == set()
