@@ -17,7 +17,7 @@ def icarus():
 
 HEADER = "module top_module(input a, input b, output y);"
 REFERENCE = HEADER + "\n  assign y = a & b;\nendmodule\n"
-CLOSE = HEADER + "\n  assign y = a | b;\nendmodule\n"
+CLOSE = HEADER + "\n  wire t = a;\n  assign y = t | b;\nendmodule\n"
 MULTI = HEADER + "\n  assign y = a;\nendmodule\nmodule extra(input x); endmodule\n"
 BROKEN = HEADER + "\n  assign y = a &;\nendmodule\n"
 TESTBENCH = """
@@ -69,7 +69,7 @@ def test_tool_failure_is_unscorable_not_zero(icarus, monkeypatch):
     def flaky(codes, workers):
         results = real(codes, workers)
         return [icarus.SyntaxResult(ok=False, status=st.INFRA_ERROR, log="iverilog vanished", cpu_seconds=0.0)
-                if "a | b" in code else res for code, res in zip(codes, results)]
+                if "t | b" in code else res for code, res in zip(codes, results)]
 
     monkeypatch.setattr(icarus, "check_syntax_many", flaky)
     (row,) = score_groups([_record()], [[CLOSE, REFERENCE]], ScoreConfig())
