@@ -319,3 +319,8 @@ def _split_body_and_modules(region: str) -> tuple[str, str]:
     ends = [t.start for t in tokenize(region[:spans[0].start]) if t.kind == "id" and t.text == "endmodule"]
     split = spans[0].start if ends else 0
     return _trim_prose(region[:split]), _modules_text(region[split:], [s for s in module_spans(region[split:]) if s.name])
+
+
+def rewrite_strings(code: str, rewrite) -> str:
+    """`code` with every string literal outside comments replaced by `rewrite(literal)` (quotes included)."""
+    return "".join(rewrite(text) if kind == "string" else text for kind, text in _pieces(code))
