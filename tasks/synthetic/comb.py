@@ -82,7 +82,7 @@ def make_mux(rng: random.Random, level: int) -> Design:
 
 def make_decoder(rng: random.Random, level: int) -> Design:
     bits = level + 1
-    enable = level > 1 and rng.random() < 0.6
+    enable = rng.random() < 0.5
     active_low = level == 3 and rng.random() < 0.5
     sel = pick(rng, ("a", "sel", "code", "in"))
     out = pick(rng, ("y", "out", "dec") if not active_low else ("y_n", "out_n", "dec_n"))
@@ -200,7 +200,7 @@ def make_parity(rng: random.Random, level: int) -> Design:
 
 def make_popcount(rng: random.Random, level: int) -> Design:
     width = rng.randint(*{1: (3, 4), 2: (5, 8), 3: (9, 16)}[level])
-    zeros = level > 1 and rng.random() < 0.3
+    zeros = rng.random() < 0.3
     vec = pick(rng, VECTOR_NAMES)
     out = pick(rng, ("count", "cnt", "ones" if not zeros else "zeros"))
     bits = width.bit_length()

@@ -53,7 +53,7 @@ def _draw_designs(seed: int, n_train: int, n_heldout: int,
     taken = {split: {name: 0 for name, _ in FAMILIES} for split in SPLITS}
     chosen: dict[str, list[Design]] = {split: [] for split in SPLITS}
     split_of: dict[tuple[str, ...], str] = {}
-    heldout_signatures = {name: 0 for name, _ in FAMILIES}
+    signatures = {split: {name: 0 for name, _ in FAMILIES} for split in SPLITS}
     seen: set[str] = set()   # membership only; never iterated
     need = n_train + n_heldout
     for attempt in range(60 * need + 1000):
@@ -65,10 +65,12 @@ def _draw_designs(seed: int, n_train: int, n_heldout: int,
         design = make(rng, levels[(attempt // len(FAMILIES)) % len(levels)])
         split = split_of.get(design.signature)
         if split is None:
-            wants_heldout = heldout_signatures[name] == 0 or rng.random() < HELDOUT_SIGNATURE_SHARE
+            # the first signature of a family trains, the second is held out, later ones by chance
+            first_heldout = signatures["train"][name] > 0 and signatures["heldout"][name] == 0
+            wants_heldout = first_heldout or rng.random() < HELDOUT_SIGNATURE_SHARE
             split = "heldout" if wants_heldout and quotas["heldout"][name] else "train"
             split_of[design.signature] = split
-            heldout_signatures[name] += split == "heldout"
+            signatures[split][name] += 1
         key = design.description + design.body
         if taken[split][name] >= quotas[split][name] or key in seen:
             continue
