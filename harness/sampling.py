@@ -1,0 +1,194 @@
+"""Sample Verilog completions from a Hugging Face causal LM: batched `generate` with temperature and
+nucleus (top-p) sampling, a stop at the first `endmodule`, and seeds that make results reproducible.
+
+Reproducibility: every completion (prompt index i, sample index j) draws its tokens from its own
+torch.Generator seeded from (seed, i, j), inside a logits processor (SeededSampler) that does the
+temperature / top-p draw itself and leaves `generate` to pick that token greedily. So:
+- the same prompts, config and model give the same completions on the same machine;
+- the random stream of a completion does not depend on batch_size or on which other completions share
+  its batch; the text is then identical too unless padding changes the logits by a rounding error that
+  flips a near-tie (left padding alters the floating-point reduction order on some kernels);
+- completion (i, j) depends on the prompt's index i, not on its text: reorder prompts, get new samples.
+temperature=0 means greedy decoding (no randomness; num_samples copies of one answer).
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+from harness.prompting import format_prompt
+
+STOP_TEXT = "endmodule"
+
+
+@dataclass
+class SamplingConfig:
+    """How many completions to draw per prompt, and how."""
+
+    num_samples: int = field(default=1, metadata={"help": "completions per prompt (n in pass@k; K-1 in training)"})
+    temperature: float = field(default=0.8, metadata={"help": "softmax temperature; 0 = greedy decoding"})
+    top_p: float = field(default=0.95, metadata={"help": "nucleus sampling mass in (0, 1]; 1 disables it"})
+    max_new_tokens: int = field(default=512, metadata={"help": "generated tokens per completion at most"})
+    batch_size: int = field(default=8, metadata={"help": "completions generated together in one batch"})
+    seed: int = field(default=0, metadata={"help": "base seed; completion (i, j) uses a seed derived from it"})
+    stop_at_endmodule: bool = field(
+        default=True, metadata={"help": "stop each completion after its first `endmodule` and cut text after it"})
+
+    def __post_init__(self) -> None:
+        for name in ("num_samples", "max_new_tokens", "batch_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
+                raise ValueError(f"SamplingConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.temperature < 0:
+            raise ValueError(f"SamplingConfig.temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"SamplingConfig.top_p must be in (0, 1], got {self.top_p}")
+
+
+def completion_seed(seed: int, prompt_index: int, sample_index: int) -> int:
+    """A 63-bit seed for completion (prompt_index, sample_index), well mixed so nearby ids do not collide."""
+    digest = hashlib.sha256(f"{seed}:{prompt_index}:{sample_index}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def truncate_at_stop(text: str, stop: str = STOP_TEXT) -> str:
+    """`text` up to and including the first `stop`; unchanged when `stop` does not occur."""
+    at = text.find(stop)
+    return text if at < 0 else text[: at + len(stop)]
+
+
+def sample_completions(model, tokenizer, prompts: list[str], cfg: SamplingConfig,
+                       progress: bool = True) -> list[list[str]]:
+    """cfg.num_samples completions for each formatted prompt (see harness.prompting.format_prompt).
+
+    Returns one list per prompt, in prompt order. Completions are the generated text only, special tokens
+    removed, cut after the first `endmodule` when cfg.stop_at_endmodule.
+    """
+    import torch
+    from tqdm import tqdm
+
+    units = [(i, j) for i in range(len(prompts)) for j in range(cfg.num_samples)]
+    results: list[list[str]] = [[""] * cfg.num_samples for _ in prompts]
+    model.eval()
+    bar = tqdm(total=len(units), desc="sampling", unit="completion", disable=not progress)
+    tokens, started = 0, time.monotonic()
+    for batch_index, start in enumerate(range(0, len(units), cfg.batch_size)):
+        batch = units[start: start + cfg.batch_size]
+        # Nothing here draws from the global RNG, but seeding it keeps any model-internal randomness fixed.
+        torch.manual_seed(cfg.seed + batch_index)
+        texts, produced = _generate_batch(model, tokenizer, [prompts[i] for i, _ in batch],
+                                          [completion_seed(cfg.seed, i, j) for i, j in batch], cfg)
+        for (i, j), text in zip(batch, texts):
+            results[i][j] = text
+        tokens += produced
+        bar.update(len(batch))
+        bar.set_postfix(tok_s=f"{tokens / max(time.monotonic() - started, 1e-9):.1f}")
+    bar.close()
+    return results
+
+
+def _generate_batch(model, tokenizer, prompts: list[str], seeds: list[int],
+                    cfg: SamplingConfig) -> tuple[list[str], int]:
+    """Completions for one batch, and the number of tokens generated (padding excluded)."""
+    import torch
+    from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+
+    tokenizer.padding_side = "left"
+    enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+    prompt_len = enc["input_ids"].shape[1]
+    gen_cfg = GenerationConfig(
+        do_sample=False,  # SeededSampler has already chosen the token; greedy just takes it
+        max_new_tokens=cfg.max_new_tokens,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    processors = LogitsProcessorList()
+    if cfg.temperature > 0:
+        processors.append(SeededSampler(seeds, cfg.temperature, cfg.top_p))
+    stops = StoppingCriteriaList()
+    if cfg.stop_at_endmodule:
+        stops.append(StopAfterText(tokenizer, prompt_len, STOP_TEXT))
+    with torch.inference_mode():
+        out = model.generate(**enc, generation_config=gen_cfg, logits_processor=processors,
+                             stopping_criteria=stops)
+    generated = out[:, prompt_len:]
+    texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
+    if cfg.stop_at_endmodule:
+        texts = [truncate_at_stop(t) for t in texts]
+    produced = int((generated != tokenizer.pad_token_id).sum()) if tokenizer.pad_token_id is not None \
+        else generated.numel()
+    return texts, produced
+
+
+class SeededSampler:
+    """Logits processor that samples each row from its own generator (temperature, then top-p) and
+    returns scores where only the drawn token is finite, so greedy selection picks it."""
+
+    def __init__(self, seeds: list[int], temperature: float, top_p: float):
+        import torch
+
+        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+        self.temperature = temperature
+        self.top_p = top_p
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        probs = torch.softmax(scores.float() / self.temperature, dim=-1)
+        if self.top_p < 1.0:
+            probs = _top_p_filter(probs, self.top_p)
+        # Generators live on the CPU so draws are identical whatever device the model runs on.
+        probs = probs.cpu()
+        chosen = torch.stack([torch.multinomial(row, 1, generator=g) for row, g in zip(probs, self.generators)])
+        out = torch.full_like(scores, float("-inf"))
+        out.scatter_(1, chosen.to(scores.device), 0.0)
+        return out
+
+
+def _top_p_filter(probs, top_p: float):
+    """Zero the tail of each row outside the smallest set of tokens whose mass reaches top_p."""
+    import torch
+
+    sorted_probs, order = torch.sort(probs, dim=-1, descending=True)
+    mass_before = torch.cumsum(sorted_probs, dim=-1) - sorted_probs
+    sorted_probs[mass_before >= top_p] = 0.0  # the most likely token always survives (mass_before = 0)
+    return torch.zeros_like(probs).scatter_(1, order, sorted_probs)
+
+
+class StopAfterText:
+    """Stopping criterion: a row is done once its generated text contains `text` (e.g. `endmodule`).
+
+    Only the last few generated tokens are decoded each step; the window is wide enough to hold `text`
+    even if every character were its own token, plus one for a token that starts before it.
+    """
+
+    def __init__(self, tokenizer, prompt_len: int, text: str):
+        self.tokenizer = tokenizer
+        self.prompt_len = prompt_len
+        self.text = text
+        self.window = len(text) + 1
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        tail = input_ids[:, max(self.prompt_len, input_ids.shape[1] - self.window):]
+        decoded = self.tokenizer.batch_decode(tail, skip_special_tokens=True)
+        return torch.tensor([self.text in t for t in decoded], dtype=torch.bool, device=input_ids.device)
+
+
+def generate_samples_for_problems(problems, model_cfg, sampling_cfg: SamplingConfig, *,
+                                  adapter_path=None, progress: bool = True) -> list[dict]:
+    """samples.jsonl rows {task_id, completion_id, completion} for `problems` (for `make eval MODEL=...`).
+
+    The instruction of each problem is tasks.prompts.build_prompt(problem), wrapped by format_prompt, as
+    in training.
+    """
+    from harness.models import load_model, load_tokenizer
+    from tasks.prompts import build_prompt
+
+    tokenizer = load_tokenizer(model_cfg)
+    model = load_model(model_cfg, adapter_path=adapter_path, trainable=False)
+    prompts = [format_prompt(tokenizer, build_prompt(p)) for p in problems]
+    completions = sample_completions(model, tokenizer, prompts, sampling_cfg, progress=progress)
+    return [{"task_id": p.task_id, "completion_id": j, "completion": text}
+            for p, texts in zip(problems, completions) for j, text in enumerate(texts)]
