@@ -46,8 +46,8 @@ class DataConfig:
     workers: int = _f(2, "parallel iverilog processes for the syntax filter")
     cache_dir: str | None = _f(None, "where downloads (Resyn27k) are cached; default $ITERTL_CACHE "
                                      "or ~/.cache/itertl")
-    synthetic_train: int = _f(200, "number of synthetic training tasks (data=synthetic)")
-    synthetic_heldout: int = _f(50, "number of synthetic held-out tasks (data=synthetic)")
+    synthetic_train: int = _f(2000, "number of synthetic training tasks (data=synthetic)")
+    synthetic_heldout: int = _f(200, "number of synthetic held-out tasks (data=synthetic)")
 
     def __post_init__(self) -> None:
         if not isinstance(self.data, str) or not self.data.strip():
@@ -161,10 +161,10 @@ def _synthetic_records(cfg: DataConfig) -> tuple[dict[str, list[TrainingRecord]]
     train, heldout = generate_tasks(cfg.seed, cfg.synthetic_train, cfg.synthetic_heldout)
     if cfg.limit:
         train = train[:cfg.limit]
-    heldout_records = [replace(r, split="heldout") for r in to_records(heldout)]
+    heldout_records = to_records(heldout, split="heldout")
     summary = {"data": "synthetic", "source_files": [], "rows_in": len(train) + len(heldout),
                "dropped": {}, "limit": cfg.limit, "filter": False, "syntax_filter": False}
-    return {"train": to_records(train), "heldout": heldout_records}, summary
+    return {"train": to_records(train, split="train"), "heldout": heldout_records}, summary
 
 
 def _decontaminate(cfg: DataConfig, splits: dict[str, list[TrainingRecord]], summary: dict) -> list:
