@@ -7,7 +7,8 @@ problem, so a design that ends the simulation early cannot pass. If the referenc
 ``reference_failures`` and its samples are simulated without the expectation.
 
 Identical designs of one task (same `normalize_code` text) are simulated once and the verdict is
-shared. Simulations run in a thread pool (each is a subprocess, so threads are enough).
+shared; a design identical to a passing reference reuses the reference's own simulation (which makes
+the ``MODEL=reference`` self-check cost one simulation per problem). Simulations run in a thread pool (each is a subprocess, so threads are enough).
 """
 from __future__ import annotations
 
@@ -74,11 +75,15 @@ def evaluate(problems: list[Problem], samples: list[dict], *, workers: int | Non
         refs = dict(zip([p.task_id for p in scored],
                         _run_all(pool, [(p, p.reference, None) for p in scored], limits, "references", progress)))
         expected = {tid: r.checks if r.status == st.PASS else None for tid, r in refs.items()}
-        designs, jobs, keys = _plan(samples, by_id, expected)
-        verdicts = dict(zip(keys, _run_all(pool, jobs, limits, "samples", progress)))
+        # A sample identical to a passing reference would rerun the very same simulation.
+        known = {(tid, normalize_code(by_id[tid].reference)): r for tid, r in refs.items()
+                 if r.status == st.PASS}
+        designs, jobs, keys = _plan(samples, by_id, expected, set(known))
+        fresh = dict(zip(keys, _run_all(pool, jobs, limits, "samples", progress)))
     wall = time.monotonic() - started
+    verdicts = {**known, **fresh}
     results = [_result_row(s, key, verdicts, dup) for s, (key, dup) in zip(samples, designs)]
-    cpu = sum(r.cpu_seconds for r in refs.values()) + sum(v.cpu_seconds for v in verdicts.values())
+    cpu = sum(r.cpu_seconds for r in refs.values()) + sum(v.cpu_seconds for v in fresh.values())
     per_problem = summarize_problems(problems, results)
     metrics = {
         "benchmark": sorted({p.benchmark for p in problems}),
@@ -86,7 +91,7 @@ def evaluate(problems: list[Problem], samples: list[dict], *, workers: int | Non
         "simulator": simulator,
         "problems": len(problems),
         "samples": len(samples),
-        "simulations": len(verdicts) + len(refs),
+        "simulations": len(fresh) + len(refs),
         "missing_problems": missing,
         "reference_failures": [{"task_id": t, "status": r.status, "log_tail": r.log_tail}
                                for t, r in refs.items() if r.status != st.PASS],
@@ -99,9 +104,9 @@ def evaluate(problems: list[Problem], samples: list[dict], *, workers: int | Non
     return EvalOutcome(results=results, per_problem=per_problem, metrics=metrics)
 
 
-def _plan(samples, by_id, expected):
-    """Map each sample to a (task, normalised design) key; collect one simulation job per key."""
-    designs, jobs, keys, seen = [], [], [], set()
+def _plan(samples, by_id, expected, known: set):
+    """Map each sample to a (task, normalised design) key; one simulation job per key not ``known``."""
+    designs, jobs, keys, seen = [], [], [], set(known)
     for s in samples:
         problem = by_id[s["task_id"]]
         design = design_for(problem, s["completion"])
@@ -144,7 +149,7 @@ def _result_row(sample: dict, key, verdicts: dict, duplicate: bool) -> dict:
     row.update(status=v.status, passed=v.status == st.PASS, mismatches=v.mismatches, checks=v.checks,
                seconds=round(v.seconds, 4), log_tail=v.log_tail)
     if duplicate:
-        row["deduplicated"] = True  # same normalised design as an earlier sample: verdict shared
+        row["deduplicated"] = True  # same normalised design as the reference or an earlier sample
     return row
 
 

@@ -56,11 +56,13 @@ def test_reference_and_wrong_completions(few):
 
 def test_identical_designs_are_simulated_once(few):
     body = few[0].reference_completion()
-    samples = [_sample("zero", body), _sample("zero", "// same design\n" + body.replace("\t", "  "))]
+    wrong = "\tassign zero = 1'b1;\nendmodule\n"
+    samples = [_sample("zero", body), _sample("zero", "// same design\n" + body.replace("\t", "  ")),
+               _sample("zero", wrong), _sample("zero", "  assign   zero = 1'b1; // again\nendmodule")]
     out = ev.evaluate(few[:1], samples, workers=1, progress=False)
-    assert out.metrics["simulations"] == 2  # the reference + one shared sample simulation
-    assert [r["status"] for r in out.results] == [st.PASS, st.PASS]
-    assert out.results[1].get("deduplicated") is True
+    assert out.metrics["simulations"] == 2  # the reference (shared by two samples) + one wrong design
+    assert [r["status"] for r in out.results] == [st.PASS, st.PASS, st.MISMATCH, st.MISMATCH]
+    assert [bool(r.get("deduplicated")) for r in out.results] == [True, True, False, True]
 
 
 def test_expected_samples_come_from_the_reference(few, monkeypatch):
@@ -71,7 +73,8 @@ def test_expected_samples_come_from_the_reference(few, monkeypatch):
         calls.append(kw["expected_samples"])
         return real(design, testbench, **kw)
     monkeypatch.setattr(ev, "simulate", spy)
-    ev.evaluate(few[:1], reference_samples(few[:1]), workers=1, progress=False)
+    wrong = [_sample("zero", "\tassign zero = 1'b1;\nendmodule\n")]
+    ev.evaluate(few[:1], wrong, workers=1, progress=False)
     assert calls[0] is None and isinstance(calls[1], int) and calls[1] > 0
 
 
