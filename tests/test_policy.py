@@ -1,6 +1,8 @@
 """The design policy: each forbidden construct is caught, and harmless look-alikes are not."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from verilog_tools import policy
@@ -101,3 +103,11 @@ def test_harmless_designs_pass(code):
 def test_violations_are_listed_once_each_in_order():
     v = check_policy(design("initial begin $finish; $fopen(\"a\"); $finish; end"))
     assert len(v) == 2 and "$finish" in v[0] and "$fopen" in v[1]
+
+
+def test_no_verilog_eval_reference_solution_is_rejected(v1_dir):
+    """False positives would turn correct designs into `rejected`: none of VerilogEval's may trip it."""
+    for line in (v1_dir / "data" / "VerilogEval_Human.jsonl").read_text().splitlines():
+        problem = json.loads(line)
+        names = policy.testbench_names(problem["test"], "top_module")
+        assert check_policy(problem["prompt"] + problem["canonical_solution"], forbidden_names=names) == [], problem["task_id"]

@@ -68,6 +68,7 @@ MODULE = HEADER + BODY
     "Here is the code:\n```\n" + MODULE + "```",
     "Sure! Here is the module:\n\n" + MODULE + "\nHope this helps.",
     "```text\nplan: assign y\n```\n```verilog\n" + MODULE + "```",
+    "```verilog\n" + MODULE.replace("endmodule\n", ""),        # unclosed fence, generation cut short
 ])
 def test_extract_body(raw):
     body = extract_code(raw, header=HEADER, mode="body")

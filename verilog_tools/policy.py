@@ -14,6 +14,7 @@ $write, $monitor, $strobe and friends, math, conversion, random and query functi
 """
 from __future__ import annotations
 
+import functools
 import re
 
 from verilog_tools.text import Token, strip_comments, tokenize
@@ -74,6 +75,7 @@ _FORBIDDEN_KEYWORDS = {"bind": "`bind` inserts code into other modules"}
 _DEFINE = re.compile(r"`define\s+\\?[\w$]+\(([^)]*)\)((?:[^\n\\]|\\.)*)", re.S)
 
 
+@functools.lru_cache(maxsize=512)   # the evaluator checks every sample of a problem against one testbench
 def testbench_names(testbench: str, dut_module: str) -> frozenset[str]:
     """Every identifier of the testbench (module, instance, signal, type names...) but `dut_module`."""
     names = {t.name for t in tokenize(testbench) if t.is_name}
