@@ -86,7 +86,7 @@ def evaluate(problems: list[Problem], samples: list[dict], *, workers: int | Non
     cpu = sum(r.cpu_seconds for r in refs.values()) + sum(v.cpu_seconds for v in fresh.values())
     per_problem = summarize_problems(problems, results)
     metrics = {
-        "benchmark": sorted({p.benchmark for p in problems}),
+        "benchmark": ",".join(sorted({p.benchmark for p in problems})),
         "data_hash": data_hash(problems),
         "simulator": simulator,
         "problems": len(problems),
@@ -130,12 +130,17 @@ def _run_all(pool, jobs, limits, what: str, progress: bool) -> list:
                         limits=limits, expected_samples=expected_samples)
 
     futures = [pool.submit(run, job) for job in jobs]
-    if progress and futures:
-        from tqdm import tqdm
-        for _ in tqdm(as_completed(futures), total=len(futures), desc=f"simulating {what}",
-                      unit="sim", leave=False):
-            pass
-    return [f.result() for f in futures]
+    try:
+        if progress and futures:
+            from tqdm import tqdm
+            for _ in tqdm(as_completed(futures), total=len(futures), desc=f"simulating {what}",
+                          unit="sim", leave=False):
+                pass
+        return [f.result() for f in futures]
+    except BaseException:  # Ctrl-C or a failed job: do not sit through the queued simulations
+        for f in futures:
+            f.cancel()
+        raise
 
 
 def _result_row(sample: dict, key, verdicts: dict, duplicate: bool) -> dict:

@@ -42,7 +42,7 @@ def problems_csv(per_problem: list[dict]) -> str:
 
 
 def junit_xml(outcome) -> str:
-    bench = ",".join(outcome.metrics.get("benchmark", [])) or "benchmark"
+    bench = outcome.metrics.get("benchmark") or "benchmark"
     seconds: dict[str, float] = {}
     for row in outcome.results:
         seconds[row["task_id"]] = seconds.get(row["task_id"], 0.0) + (row.get("seconds") or 0.0)
@@ -69,7 +69,7 @@ def _first_log(results: list[dict], task_id: str) -> str:
 
 def summary_table(metrics: dict) -> str:
     """A few lines for the terminal: pass@k, counts per status, wall vs tool CPU time."""
-    lines = [f"benchmark: {', '.join(metrics.get('benchmark', []))}  problems: {metrics.get('problems')}  "
+    lines = [f"benchmark: {metrics.get('benchmark')}  problems: {metrics.get('problems')}  "
              f"samples: {metrics.get('samples')}  n: {metrics.get('n')}"]
     if metrics.get("smoke"):
         lines.append(f"SMOKE RUN: only the first {metrics.get('limit')} problems")

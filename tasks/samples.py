@@ -50,7 +50,15 @@ def iter_jsonl(path: str | Path, what: str = "JSONL") -> Iterator[tuple[str, obj
 
 def read_samples(path: str | Path) -> list[dict]:
     """All rows of a samples file, validated; ``completion_id`` filled in where absent."""
-    rows = [_check_row(row, where) for where, row in iter_jsonl(path, "samples")]
+    rows, seen = [], {}
+    for where, row in iter_jsonl(path, "samples"):
+        row = _check_row(row, where)
+        key = (row["task_id"], row.get("completion_id"))
+        if key[1] is not None and key in seen:
+            raise UserError(f"{where}: duplicate completion_id {key[1]!r} for task {key[0]!r} "
+                            f"(first at line {seen[key]})")
+        seen[key] = where.rsplit(":", 1)[1]
+        rows.append(row)
     return assign_completion_ids(rows)
 
 

@@ -30,7 +30,7 @@ def test_reference_smoke_run(env, capsys):
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["smoke"] is True and metrics["limit"] == 3 and metrics["problems"] == 3
     assert metrics["pass_at_k"] == {"pass@1": 1.0} and metrics["ks_skipped"] == [5]
-    assert metrics["benchmark"] == ["verilog-eval-v1-human"] and metrics["data_hash"].startswith("sha256:")
+    assert metrics["benchmark"] == "verilog-eval-v1-human" and metrics["data_hash"].startswith("sha256:")
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["config"]["limit"] == 3 and manifest["finished"]
     out = capsys.readouterr().out

@@ -120,3 +120,25 @@ def test_reference_self_check_all_v1_human(v1_dir):
         assert failed == refs == set(ICARUS_11_FAILURES)
     else:
         assert failed == refs == set()
+
+
+def test_read_samples_ids_and_line_numbered_errors(tmp_path):
+    path = tmp_path / "s.jsonl"
+
+    def write(*rows):
+        path.write_text("".join(r if isinstance(r, str) else json.dumps(r) + "\n" for r in rows))
+        return path
+    rows = read_samples(write({"task_id": "a", "completion": "x", "completion_id": 0},
+                              {"task_id": "a", "completion": "y"}, "\n", {"task_id": "b", "completion": "z"}))
+    assert [(r["task_id"], r["completion_id"]) for r in rows] == [("a", 0), ("a", 1), ("b", 0)]
+    bad = {
+        r"s\.jsonl:2: missing field 'completion'": ({"task_id": "a", "completion": ""}, {"task_id": "a"}),
+        r"s\.jsonl:1: field 'completion' must be a string": ({"task_id": "a", "completion": 3},),
+        r"s\.jsonl:1: expected a JSON object": ("[1, 2]\n",),
+        r"s\.jsonl:2: duplicate completion_id 4 for task 'a' \(first at line 1\)":
+            ({"task_id": "a", "completion": "", "completion_id": 4},) * 2,
+    }
+    for message, rows in bad.items():
+        with pytest.raises(UserError, match=message) as err:
+            read_samples(write(*rows))
+        assert "\n" not in str(err.value)
