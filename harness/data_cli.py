@@ -81,11 +81,11 @@ def format_summary(prepared: PreparedData, seconds: float) -> str:
     """A plain table: rows in, rows dropped per rule, rows out per split, files and hashes."""
     summary = prepared.summary
     lines = [f"data: {summary['data']}" + (f"  (limit {summary['limit']})" if summary.get("limit") else ""),
-             f"  {'rows in':<28}{summary['rows_in']:>8}"]
+             f"  {'rows in':<32}{summary['rows_in']:>8}"]
     for rule, count in summary["dropped"].items():
-        lines.append(f"  {'dropped: ' + rule:<28}{count:>8}")
+        lines.append(f"  {'dropped: ' + rule:<32}{count:>8}")
     for split, count in summary["rows_out"].items():
-        lines.append(f"  {'rows out: ' + split:<28}{count:>8}")
+        lines.append(f"  {'rows out: ' + split:<32}{count:>8}")
     decontam = summary.get("decontamination", {})
     lines.append(f"  decontamination: {decontam.get('status')}"
                  + (f" against {', '.join(decontam['benchmarks'])}" if decontam.get("benchmarks") else ""))

@@ -141,14 +141,14 @@ def filter_examples(examples: list[CleanExample], cfg: DataConfig, dropped: dict
     if not cfg.syntax_filter or not single:
         return single
     from verilog_tools.icarus import check_syntax_many
-    from verilog_tools.status import COMPILE_ERROR, SYNTAX_ERROR
+    from verilog_tools.status import COMPILE_ERROR, REJECTED, SYNTAX_ERROR
 
     results = check_syntax_many([ex.reference for ex in single], workers=cfg.workers)
     kept = []
     for example, result in zip(single, results):
         if result.ok:
             kept.append(example)
-        elif result.status in (SYNTAX_ERROR, COMPILE_ERROR):
+        elif result.status in (SYNTAX_ERROR, COMPILE_ERROR, REJECTED):  # REJECTED: `include
             dropped["syntax"] += 1
         else:
             dropped["syntax_unchecked"] += 1
