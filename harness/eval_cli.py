@@ -124,7 +124,8 @@ def main_eval(argv: list[str], *, generate_samples: GenerateSamples | None = Non
         outcome = evaluate(problems, samples, workers=config.workers, limits=config.limits(),
                            ks=config.ks, allow_missing=config.allow_missing, progress=sys.stderr.isatty())
         outcome.metrics.update(info, simulator=simulator, limit=config.limit, smoke=config.limit is not None,
-                               model=config.model, samples_file=config.samples)
+                               model=config.model, samples_file=config.samples,
+                               allow_missing=config.allow_missing)
         run.mark_done("eval", write_outcome(outcome, run.path))
     except BaseException:
         run.abandon()

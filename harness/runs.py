@@ -83,6 +83,8 @@ class RunFolder:
                     raise UserError(f"run folder {path} already exists; choose another RUN name "
                                     f"or delete the folder") from None
                 path = root / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{suffix + 1}"
+        else:
+            raise UserError(f"could not find a free run folder name under {root}; pass RUN=name")
         run = cls(path, kind)
         (path / ".incomplete").touch()
         run._acquire_lock()
@@ -116,13 +118,14 @@ class RunFolder:
         Returns True when the folder was removed. Otherwise ``.incomplete`` stays.
         """
         self.release()
-        if self.path.is_dir() and {p.name for p in self.path.iterdir()} <= BOOKKEEPING \
-                and not self.state()["stages"]:
-            for p in self.path.iterdir():
-                p.unlink()
-            self.path.rmdir()
-            return True
-        return False
+        if not self.path.is_dir() or not {p.name for p in self.path.iterdir()} <= BOOKKEEPING:
+            return False
+        if (self.path / "state.json").is_file() and self.state()["stages"]:
+            return False
+        for p in self.path.iterdir():
+            p.unlink()
+        self.path.rmdir()
+        return True
 
     @property
     def complete(self) -> bool:

@@ -37,11 +37,15 @@ def iter_jsonl(path: str | Path, what: str = "JSONL") -> Iterator[tuple[str, obj
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{what} file {path} not found; pass the path of an existing JSONL file")
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            where = f"{path}:{lineno}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise UserError(f"{where}: not valid UTF-8; JSONL files must be UTF-8 text") from None
             if not line.strip():
                 continue
-            where = f"{path}:{lineno}"
             try:
                 yield where, json.loads(line)
             except json.JSONDecodeError as exc:

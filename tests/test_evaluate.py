@@ -142,3 +142,6 @@ def test_read_samples_ids_and_line_numbered_errors(tmp_path):
         with pytest.raises(UserError, match=message) as err:
             read_samples(write(*rows))
         assert "\n" not in str(err.value)
+    path.write_bytes(b'{"task_id": "a", "completion": "x"}\n{"task_id": "\xff"}\n')
+    with pytest.raises(UserError, match=r"s\.jsonl:2: not valid UTF-8"):
+        read_samples(path)
