@@ -145,3 +145,20 @@ def test_read_samples_ids_and_line_numbered_errors(tmp_path):
     path.write_bytes(b'{"task_id": "a", "completion": "x"}\n{"task_id": "\xff"}\n')
     with pytest.raises(UserError, match=r"s\.jsonl:2: not valid UTF-8"):
         read_samples(path)
+
+
+def test_v2_whole_module_completions(v2_dir):
+    from tasks.verilog_eval import load_v2
+    problems = [p for p in load_v2(v2_dir, "spec-to-rtl") if p.task_id in ("Prob001_zero", "Prob004_vector2")]
+    fenced = ("Here is the design:\n```verilog\nmodule TopModule (input [31:0] in, output [31:0] out);\n"
+              "  assign out = {in[7:0], in[15:8], in[23:16], in[31:24]};\nendmodule\n```\nHope it helps.")
+    samples = reference_samples(problems) + [
+        _sample("Prob004_vector2", fenced, 1),
+        _sample("Prob004_vector2", "assign out = in;\n", 2),       # body only: the header is put in front
+        _sample("Prob001_zero", "module Other(output zero); assign zero = 0; endmodule", 1),
+    ]
+    out = ev.evaluate(problems, samples, workers=2, ks=(1,), progress=False)
+    got = {(r["task_id"], r["completion_id"]): r["status"] for r in out.results}
+    assert got[("Prob001_zero", 0)] == got[("Prob004_vector2", 0)] == got[("Prob004_vector2", 1)] == st.PASS
+    assert got[("Prob004_vector2", 2)] == st.MISMATCH
+    assert got[("Prob001_zero", 1)] in (st.COMPILE_ERROR, st.SYNTAX_ERROR)  # no TopModule defined
