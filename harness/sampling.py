@@ -62,13 +62,15 @@ def sample_completions(model, tokenizer, prompts: list[str], cfg: SamplingConfig
     """cfg.num_samples completions for each formatted prompt (see harness.prompting.format_prompt).
 
     Returns one list per prompt, in prompt order. Completions are the generated text only, special tokens
-    removed, cut after the first `endmodule` when cfg.stop_at_endmodule.
+    removed, cut after the first `endmodule` when cfg.stop_at_endmodule. The model is put in eval mode
+    for sampling and given back in the mode it came in.
     """
     import torch
     from tqdm import tqdm
 
     units = [(i, j) for i in range(len(prompts)) for j in range(cfg.num_samples)]
     results: list[list[str]] = [[""] * cfg.num_samples for _ in prompts]
+    was_training = model.training  # the loop may sample from the model it is about to train
     model.eval()
     bar = tqdm(total=len(units), desc="sampling", unit="completion", disable=not progress)
     tokens, started = 0, time.monotonic()
@@ -84,6 +86,7 @@ def sample_completions(model, tokenizer, prompts: list[str], cfg: SamplingConfig
         bar.update(len(batch))
         bar.set_postfix(tok_s=f"{tokens / max(time.monotonic() - started, 1e-9):.1f}")
     bar.close()
+    model.train(was_training)
     return results
 
 

@@ -46,13 +46,13 @@ REQUIRED_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokeniz
 
 @dataclass
 class TinyModelConfig:
-    """Shape of the tiny Llama model; the defaults favour CPU speed (about 3.5M parameters)."""
+    """Shape of the tiny Llama model; the defaults favour CPU speed (about 4M parameters)."""
 
     vocab_size: int = field(default=4096, metadata={"help": "BPE vocabulary size (special tokens included)"})
     hidden_size: int = field(default=256, metadata={"help": "width of the residual stream"})
     num_layers: int = field(default=4, metadata={"help": "number of decoder layers"})
     num_heads: int = field(default=4, metadata={"help": "attention heads (hidden_size must divide evenly)"})
-    intermediate_size: int = field(default=688, metadata={"help": "MLP inner width"})
+    intermediate_size: int = field(default=704, metadata={"help": "MLP inner width (a multiple of 32)"})
     max_positions: int = field(default=1024, metadata={"help": "longest sequence (prompt + answer) in tokens"})
     seed: int = field(default=0, metadata={"help": "seed for weight initialisation"})
 
@@ -62,6 +62,10 @@ class TinyModelConfig:
         for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "max_positions"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"TinyModelConfig.{name} must be a positive integer, got {getattr(self, name)}")
+        # bitsandbytes' CPU 4-bit inference kernel packs weights in blocks of 32 output features.
+        for name in ("hidden_size", "intermediate_size"):
+            if getattr(self, name) % 32:
+                raise ValueError(f"TinyModelConfig.{name} must be a multiple of 32, got {getattr(self, name)}")
         if self.hidden_size % self.num_heads:
             raise ValueError(
                 f"TinyModelConfig.hidden_size ({self.hidden_size}) must be a multiple of num_heads ({self.num_heads})"
@@ -97,7 +101,9 @@ def build_tiny_model(out_dir: str | os.PathLike, corpus: Iterable[str], *, vocab
         tokenizer.save_pretrained(tmp)
         model = init_model(cfg, tokenizer)
         model.save_pretrained(tmp)
-        info = {"config": asdict(cfg), "corpus_sha256": _corpus_hash(texts), "corpus_texts": len(texts)}
+        # The BPE trainer stops early when the corpus has too few mergeable pairs; record what it reached.
+        info = {"config": asdict(cfg), "vocab_size_reached": len(tokenizer),
+                "corpus_sha256": _corpus_hash(texts), "corpus_texts": len(texts)}
         (tmp / BUILD_INFO).write_text(json.dumps(info, indent=2) + "\n")
         if out.exists():
             out.rmdir()  # empty, checked above

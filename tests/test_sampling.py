@@ -154,3 +154,18 @@ def test_generate_samples_for_problems_rows(tiny, monkeypatch):
                                          SamplingConfig(num_samples=2, max_new_tokens=4), progress=False)
     assert [(r["task_id"], r["completion_id"]) for r in rows] == [("t0", 0), ("t0", 1), ("t1", 0), ("t1", 1)]
     assert all(isinstance(r["completion"], str) for r in rows)
+
+
+def test_sampling_from_a_training_qlora_model_restores_train_mode(tiny):
+    # bitsandbytes repacks 4-bit weights for its CPU inference kernel in eval mode; training must still
+    # work afterwards, as in the loop (sample from the model, then train it).
+    cfg = ModelConfig(str(tiny), quant="4bit", lora=True, lora_r=4)
+    tokenizer, model = load_tokenizer(cfg), load_model(cfg)
+    model.train()
+    cfg_s = SamplingConfig(num_samples=2, max_new_tokens=6, seed=1)
+    first = sample_completions(model, tokenizer, prompts_for(tokenizer), cfg_s, progress=False)
+    assert model.training
+    assert first == sample_completions(model, tokenizer, prompts_for(tokenizer), cfg_s, progress=False)
+    ids = torch.randint(0, 300, (2, 10))
+    model(input_ids=ids, labels=ids).loss.backward()
+    assert any(p.grad is not None for n, p in model.named_parameters() if "lora_" in n)
