@@ -23,7 +23,8 @@ from tasks.benchmarks import known_benchmarks, load_benchmark
 from tasks.evaluate import check_ids, evaluate
 from tasks.fetch import data_hash
 from tasks.reports import summary_table, write_outcome
-from tasks.samples import assign_completion_ids, read_samples, reference_samples, write_samples
+from tasks.samples import (assign_completion_ids, check_sample_row, read_samples, reference_samples,
+                           write_samples)
 from verilog_tools.errors import UserError
 from verilog_tools.runner import Limits
 from verilog_tools.tools import check_simulator
@@ -103,15 +104,14 @@ def parse_args(argv: list[str]) -> EvalConfig:
 def main_eval(argv: list[str], *, generate_samples: GenerateSamples | None = None) -> int:
     """Run one evaluation; returns 0, or 1 when pass@1 is below ``--fail-under``."""
     config = parse_args(argv)
-    problems = load_benchmark(config.bench, problems_file=config.problems)
-    if config.limit is not None:
-        problems = problems[:config.limit]
-    samples, info = _samples_before_run(config, problems)
+    all_problems = load_benchmark(config.bench, problems_file=config.problems)
+    problems = all_problems if config.limit is None else all_problems[:config.limit]
+    samples, info = _samples_before_run(config, all_problems, problems)
     generate = generate_samples or _generator
     if samples is None and generate is None:
         raise UserError(f"model-based generation not wired yet (MODEL={config.model}); "
                         f"use MODEL=reference or SAMPLES=path/to/samples.jsonl")
-    simulator = check_simulator()
+    check_simulator()  # a missing simulator is reported before any folder exists
     run = RunFolder.create(config.results_dir, config.run, "eval")
     try:
         write_manifest(run, config.to_dict(), data_hashes={config.bench: data_hash(problems)},
@@ -123,7 +123,7 @@ def main_eval(argv: list[str], *, generate_samples: GenerateSamples | None = Non
         run.mark_done("samples", ["samples.jsonl"])
         outcome = evaluate(problems, samples, workers=config.workers, limits=config.limits(),
                            ks=config.ks, allow_missing=config.allow_missing, progress=sys.stderr.isatty())
-        outcome.metrics.update(info, simulator=simulator, limit=config.limit, smoke=config.limit is not None,
+        outcome.metrics.update(info, limit=config.limit, smoke=config.limit is not None,
                                model=config.model, samples_file=config.samples,
                                allow_missing=config.allow_missing)
         run.mark_done("eval", write_outcome(outcome, run.path))
@@ -136,11 +136,13 @@ def main_eval(argv: list[str], *, generate_samples: GenerateSamples | None = Non
     return _exit_code(config, outcome.metrics)
 
 
-def _samples_before_run(config: EvalConfig, problems: list) -> tuple[list[dict] | None, dict]:
-    """Samples that exist before the run (file or reference), checked; None when a model must generate."""
+def _samples_before_run(config: EvalConfig, all_problems: list, problems: list):
+    """Samples that exist before the run (file or reference), checked, and an info dict for metrics;
+    ``(None, info)`` when a model must generate them."""
     info = {"temperature": None, "top_p": None}
     if config.samples is not None:
         samples = read_samples(config.samples)
+        check_ids(all_problems, samples, allow_missing=True)  # unknown ids, even beyond --limit
         if config.limit is not None:
             keep = {p.task_id for p in problems}
             dropped = sum(1 for s in samples if s["task_id"] not in keep)
@@ -157,7 +159,8 @@ def _samples_before_run(config: EvalConfig, problems: list) -> tuple[list[dict] 
 def _generate(config: EvalConfig, problems: list, generate: GenerateSamples):
     """Samples from a model through the registered hook; ``info`` lands in metrics.json."""
     samples, info = generate(problems, config)
-    return assign_completion_ids(list(samples)), {"temperature": None, "top_p": None, **info}
+    rows = [check_sample_row(row, f"generated sample {i}") for i, row in enumerate(samples)]
+    return assign_completion_ids(rows), {"temperature": None, "top_p": None, **info}
 
 
 def _exit_code(config: EvalConfig, metrics: dict) -> int:

@@ -69,7 +69,8 @@ def evaluate(problems: list[Problem], samples: list[dict], *, workers: int | Non
     missing = check_ids(problems, samples, allow_missing)
     simulator = check_simulator()
     by_id = {p.task_id: p for p in problems}
-    scored = [p for p in problems if p.task_id not in set(missing)]
+    skipped = set(missing)
+    scored = [p for p in problems if p.task_id not in skipped]
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         refs = dict(zip([p.task_id for p in scored],

@@ -17,7 +17,8 @@ from verilog_tools.errors import UserError
 REQUIRED = {"task_id": str, "completion": str}
 
 
-def _check_row(row: object, where: str) -> dict:
+def check_sample_row(row: object, where: str) -> dict:
+    """``row`` if it is a valid sample row; a UserError naming ``where`` and the field otherwise."""
     if not isinstance(row, dict):
         raise UserError(f"{where}: expected a JSON object, got {type(row).__name__}")
     for name, kind in REQUIRED.items():
@@ -56,7 +57,7 @@ def read_samples(path: str | Path) -> list[dict]:
     """All rows of a samples file, validated; ``completion_id`` filled in where absent."""
     rows, seen = [], {}
     for where, row in iter_jsonl(path, "samples"):
-        row = _check_row(row, where)
+        row = check_sample_row(row, where)
         key = (row["task_id"], row.get("completion_id"))
         if key[1] is not None and key in seen:
             raise UserError(f"{where}: duplicate completion_id {key[1]!r} for task {key[0]!r} "

@@ -112,3 +112,18 @@ def test_config_validation_names_the_field():
     with pytest.raises(ValueError, match="samples/model"):
         EvalConfig()
     assert EvalConfig(model="reference", k="10,1,5").ks == (1, 5, 10)
+
+
+def test_limit_still_checks_every_task_id(env):
+    samples = _write(env / "s.jsonl", [{"task_id": "zero", "completion": "x"}, {"task_id": "zer0", "completion": "x"}])
+    with pytest.raises(UserError, match="'zer0'"):
+        main_eval(_args(env, "--samples", str(samples), "--limit", "1", "--run", "lim"))
+    assert not (env / "results" / "lim").exists()
+
+
+def test_generator_rows_are_validated(env):
+    def generate(problems, config):
+        return [{"task_id": problems[0].task_id}], {}
+    with pytest.raises(UserError, match="generated sample 0: missing field 'completion'"):
+        main_eval(_args(env, "--model", "m", "--limit", "1", "--run", "gen"), generate_samples=generate)
+    assert not (env / "results" / "gen").exists()  # nothing but bookkeeping was written: removed
