@@ -42,7 +42,8 @@ class DataConfig:
     require_decontamination: bool = _f(False, "fail instead of skipping when no benchmark data can be loaded")
     valid_fraction: float = _f(0.02, "share of rows in the validation split, in [0, 0.5]")
     seed: int = _f(0, "seed of the hash-based train/validation split (and of synthetic generation)")
-    limit: int | None = _f(None, "keep only the first N rows read (a smoke run; recorded in the summary)")
+    limit: int | None = _f(None, "keep only the first N well-formed rows read (a smoke run; recorded in "
+                                          "the summary; malformed rows are counted over the whole file)")
     workers: int = _f(2, "parallel iverilog processes for the syntax filter")
     cache_dir: str | None = _f(None, "where downloads (Resyn27k) are cached; default $ITERTL_CACHE "
                                      "or ~/.cache/itertl")
