@@ -22,7 +22,9 @@ HEADER = "module top_module (\n\tinput a,\n\toutput y\n);\n"
     ('module a; wire \\x"y ; endmodule module b; endmodule', 2),   # a quote inside an escaped identifier
     ('module a; wire \\x//y ; endmodule module b; endmodule', 2),  # `//` inside an escaped identifier
     ("", 0),
-    ("no verilog here, just a module of prose", 1),           # the bare word counts: it is the keyword
+    ("no verilog here, just a module of prose", 0),          # a keyword, but no definition follows
+    ("The module below computes y (see above).\nmodule a(input x); endmodule", 1),
+    ("module a; endmodule\nmodule", 1),                       # text cut short after the keyword
 ])
 def test_count_modules(code, expected):
     assert count_modules(code) == expected
@@ -69,6 +71,8 @@ MODULE = HEADER + BODY
     "Sure! Here is the module:\n\n" + MODULE + "\nHope this helps.",
     "```text\nplan: assign y\n```\n```verilog\n" + MODULE + "```",
     "```verilog\n" + MODULE.replace("endmodule\n", ""),        # unclosed fence, generation cut short
+    "The module below computes the output (a buffer)\n" + BODY,
+    BODY + "\n" + MODULE + "\n" + MODULE,                      # a model repeating the whole module
 ])
 def test_extract_body(raw):
     body = extract_code(raw, header=HEADER, mode="body")

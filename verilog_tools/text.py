@@ -107,15 +107,16 @@ def tokenize(code: str) -> list[Token]:
 
 
 def count_modules(code: str) -> int:
-    """How many module/macromodule definitions `code` has (the keyword counted as a token)."""
-    return sum(1 for t in tokenize(code) if t.kind == "id" and t.text in MODULE_KEYWORDS)
+    """How many module/macromodule definitions `code` has: the keyword as a token, then a name, then
+    `(`, `#`, `;` or `import` (so "the module below computes" in leaked prose is not one)."""
+    return len(module_spans(code))
 
 
 @dataclass(frozen=True)
 class ModuleSpan:
     """Where one module definition lies: [start, header_end) is the header, [start, end) the whole."""
 
-    name: str | None
+    name: str
     start: int
     header_end: int      # just past the `;` that ends the header (or the name when there is none)
     end: int | None      # just past `endmodule` (and its `: label`); None when it never ends
@@ -132,11 +133,13 @@ def module_spans(code: str) -> list[ModuleSpan]:
         while j < len(tokens) and tokens[j].text in ("automatic", "static"):
             j += 1
         name = tokens[j].name if j < len(tokens) and tokens[j].is_name else None
-        header_end, depth, k = (tokens[j].end if name else tok.end), 0, j
+        if name is None or j + 1 >= len(tokens) or tokens[j + 1].text not in ("(", "#", ";", "import"):
+            continue   # not a definition: prose such as "the module below", or text cut short
+        header_end, depth, k = tokens[j].end, 0, j
         while k < len(tokens) and not (tokens[k].kind == "id" and tokens[k].text in MODULE_KEYWORDS | {"endmodule"}):
-            if tokens[k].text in "([{":
+            if tokens[k].text in ("(", "[", "{"):
                 depth += 1
-            elif tokens[k].text in ")]}":
+            elif tokens[k].text in (")", "]", "}"):
                 depth -= 1
             elif tokens[k].text == ";" and depth <= 0:
                 header_end = tokens[k].end
@@ -161,7 +164,7 @@ def _module_end(tokens: list[Token], k: int) -> int | None:
 
 def module_names(code: str) -> list[str]:
     """Names of the modules `code` defines, in order."""
-    return [s.name for s in module_spans(code) if s.name]
+    return [s.name for s in module_spans(code)]
 
 
 def find_module_header(code: str, name: str | None = None) -> str | None:
@@ -213,6 +216,8 @@ def _is_code_line(line: str) -> bool:
     first = re.match(r"[A-Za-z_$][\w$]*", s)
     if first and first.group() in _CODE_START_WORDS:
         return True
+    if len(re.findall(r"\b[A-Za-z]+\b", s)) >= 4 and not re.search(r"[;=@#{}\[\]]", s):
+        return False   # a sentence, even one ending in ")" or ","
     if s.endswith(_CODE_LINE_ENDINGS) and not s.endswith((".)", ":)")):
         return True
     return bool(re.match(r"[\w\[\]:.{}]+\s*(<=|=)\s*\S", s))
@@ -266,14 +271,19 @@ def _ensure_endmodule(text: str) -> str:
     return text if text.endswith("\n") else text + "\n"
 
 
-def _modules_text(region: str, spans: list[ModuleSpan]) -> str:
-    """The modules of `region` with what lies between them, keeping only code lines of that filler."""
-    parts, pos = [], 0
+def _modules_text(region: str, spans: list[ModuleSpan], drop: set[str]) -> str:
+    """The modules of `region` with what lies between them, keeping only code lines of that filler.
+
+    A module named in `drop`, or defined a second time (models often repeat themselves), is left out.
+    """
+    parts, pos, seen = [], 0, set(drop)
     for span in spans:
         filler = region[pos:span.start]
         parts.append("\n".join(l for l in filler.split("\n") if _is_code_line(l)))
         end = span.end if span.end is not None else len(region)
-        parts.append(region[span.start:end])
+        if span.name not in seen:
+            parts.append(region[span.start:end])
+        seen.add(span.name)
         pos = end
     return "".join(parts).strip("\n")
 
@@ -294,7 +304,7 @@ def extract_code(raw: str | None, *, header: str, mode: str = "body", module_nam
     header_names = module_names(header or "")
     module_name = module_name or (header_names[0] if header_names else None)
     region = _cut_after_last_endmodule(_pick_fence(raw, module_name))
-    lead, modules = _split_body_and_modules(region)
+    lead, modules = _split_body_and_modules(region, module_name)
     if not _has_code(lead + modules):
         return None
     if lead:
@@ -311,14 +321,19 @@ def extract_code(raw: str | None, *, header: str, mode: str = "body", module_nam
     return _ensure_endmodule(modules[target.header_end:]) + ("\n" + before + "\n" if before else "")
 
 
-def _split_body_and_modules(region: str) -> tuple[str, str]:
-    """(a module body the text starts with, or ""; the whole modules that follow, or "")."""
-    spans = [s for s in module_spans(region) if s.name]
+def _split_body_and_modules(region: str, module_name: str | None) -> tuple[str, str]:
+    """(a module body the text starts with, or ""; the whole modules that follow, or "").
+
+    After a body, a repeated definition of `module_name` itself is dropped: the body already is it.
+    """
+    spans = module_spans(region)
     if not spans:
         return _trim_prose(region), ""
     ends = [t.start for t in tokenize(region[:spans[0].start]) if t.kind == "id" and t.text == "endmodule"]
     split = spans[0].start if ends else 0
-    return _trim_prose(region[:split]), _modules_text(region[split:], [s for s in module_spans(region[split:]) if s.name])
+    rest = region[split:]
+    drop = {module_name} if split and module_name else set()
+    return _trim_prose(region[:split]), _modules_text(rest, module_spans(rest), drop)
 
 
 def rewrite_strings(code: str, rewrite) -> str:
