@@ -227,3 +227,21 @@ def test_model_config_rejects_quantised_full_fine_tune_and_bad_lora():
     with pytest.raises(ValueError, match="lora_dropout"):
         ModelConfig("m", lora_dropout=1.5)
     assert ModelConfig("m", target_modules="q_proj, v_proj").target_modules == ["q_proj", "v_proj"]
+
+
+def test_4bit_without_bitsandbytes_is_a_one_line_user_error(tiny, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "bitsandbytes", None)  # makes `import bitsandbytes` fail
+    with pytest.raises(UserError, match="quant=4bit needs a working bitsandbytes") as err:
+        load_model(ModelConfig(str(tiny), quant="4bit"))
+    assert "\n" not in str(err.value) and "QUANT=none" in str(err.value)
+
+
+def test_tiny_model_shape_is_checked():
+    from harness.tiny_model import TinyModelConfig
+
+    with pytest.raises(ValueError, match="TinyModelConfig.intermediate_size must be a multiple of 32"):
+        TinyModelConfig(intermediate_size=688)
+    with pytest.raises(ValueError, match="TinyModelConfig.hidden_size"):
+        TinyModelConfig(hidden_size=96, num_heads=5)
