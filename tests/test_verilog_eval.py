@@ -121,7 +121,7 @@ def _writable_copy(src: Path, dst: Path) -> Path:
 
 def _tarball_of(root: Path, rels, prefix="verilog-eval-abc") -> bytes:
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tar:
         for rel in rels:
             tar.add(root / rel, arcname=f"{prefix}/{rel}")
     return buf.getvalue()
@@ -175,3 +175,13 @@ def test_data_hash_tracks_content(v1_dir):
     from dataclasses import replace
     changed = [replace(problems[0], testbench=problems[0].testbench + " ")] + problems[1:]
     assert fetch.data_hash(changed) != fetch.data_hash(problems)
+
+
+def test_fetch_v2_checks_tree_digests(tmp_path, v2_dir, monkeypatch):
+    monkeypatch.delenv("VERILOG_EVAL_V2_DIR", raising=False)
+    monkeypatch.setenv("ITERTL_CACHE", str(tmp_path / "cache"))
+    payload = _tarball_of(v2_dir, ["LICENSE", *fetch.DATASETS["v2"].folders])
+    monkeypatch.setattr(fetch, "download", lambda url, dest: Path(dest).write_bytes(payload))
+    root = fetch.dataset_dir("v2")
+    assert len(verilog_eval.load_v2(root, "code-complete")) == 156
+    assert not (root / "LICENSE").exists()  # only the folders the loaders read are extracted
