@@ -107,12 +107,18 @@ def _child_env(argv0: str, cwd: Path) -> dict[str, str]:
 def _rlimit_setter(limits: Limits):
     """The preexec function: setrlimit calls only (it runs between fork and exec in a threaded parent)."""
     cpu = max(1, int(limits.cpu_seconds + 0.999))
-    settings = [
-        (resource.RLIMIT_CPU, (cpu, cpu + 1)),
-        (resource.RLIMIT_AS, (int(limits.memory_bytes),) * 2),
-        (resource.RLIMIT_FSIZE, (int(limits.file_bytes),) * 2),
-        (resource.RLIMIT_CORE, (0, 0)),
+    wanted = [
+        (resource.RLIMIT_CPU, cpu, cpu + 1),
+        (resource.RLIMIT_AS, int(limits.memory_bytes), int(limits.memory_bytes)),
+        (resource.RLIMIT_FSIZE, int(limits.file_bytes), int(limits.file_bytes)),
+        (resource.RLIMIT_CORE, 0, 0),
     ]
+    settings = []
+    for which, soft, hard in wanted:   # never ask for more than our own hard limit: setrlimit would fail
+        _, own_hard = resource.getrlimit(which)
+        if own_hard != resource.RLIM_INFINITY:
+            soft, hard = min(soft, own_hard), min(hard, own_hard)
+        settings.append((which, (soft, hard)))
     setrlimit = resource.setrlimit
 
     def apply():
