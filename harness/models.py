@@ -188,6 +188,8 @@ def load_model(cfg: ModelConfig, *, adapter_path: str | os.PathLike | None = Non
     base_path = adapter if adapter is not None and not is_adapter else resolve_model_path(cfg.name_or_path)
     check_model_folder(base_path)
     model = _load_base(cfg, base_path)
+    if cfg.quant == "4bit" and trainable:
+        keep_4bit_layout_trainable(model)
     if cfg.quant != "none" and trainable:
         from peft import prepare_model_for_kbit_training
 
@@ -234,6 +236,21 @@ def _load_base(cfg: ModelConfig, path: Path):
     if quant is None:
         model = model.to(device)
     return model
+
+
+def keep_4bit_layout_trainable(model) -> None:
+    """Stop bitsandbytes from repacking 4-bit weights for its CPU inference kernel.
+
+    On CPUs with AVX512-BF16, a Linear4bit run in eval mode without grad (e.g. while sampling from the
+    model being trained) rewrites its weight into a packed layout for good; later training forwards then
+    use a kernel with no autograd support, and the gradient through the quantised layer is silently
+    dropped (bitsandbytes 0.50 only warns). Models loaded for training therefore keep the plain layout.
+    """
+    import bitsandbytes as bnb
+
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
 
 
 def _add_lora(cfg: ModelConfig, model):

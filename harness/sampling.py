@@ -103,7 +103,7 @@ def _generate_batch(model, tokenizer, prompts: list[str], seeds: list[int],
         do_sample=False,  # SeededSampler has already chosen the token; greedy just takes it
         max_new_tokens=cfg.max_new_tokens,
         pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
+        eos_token_id=_eos_ids(model, tokenizer),
     )
     processors = LogitsProcessorList()
     if cfg.temperature > 0:
@@ -121,6 +121,15 @@ def _generate_batch(model, tokenizer, prompts: list[str], seeds: list[int],
     produced = int((generated != tokenizer.pad_token_id).sum()) if tokenizer.pad_token_id is not None \
         else generated.numel()
     return texts, produced
+
+
+def _eos_ids(model, tokenizer) -> list[int]:
+    """End-of-turn ids: the tokenizer's EOS plus any the model's generation config lists (instruct models
+    often end a turn with a token other than the tokenizer's EOS)."""
+    ids = [tokenizer.eos_token_id]
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids += configured if isinstance(configured, list) else [configured]
+    return sorted({i for i in ids if i is not None})
 
 
 class SeededSampler:
