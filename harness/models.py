@@ -170,8 +170,15 @@ def quantization_config(cfg: ModelConfig):
         load_in_4bit=True,
         bnb_4bit_quant_type="nf4",
         bnb_4bit_use_double_quant=True,
-        bnb_4bit_compute_dtype=torch.bfloat16,
+        # bf16 as in QLoRA; older GPUs (before Ampere) lack it and get fp16.
+        bnb_4bit_compute_dtype=torch.float16 if _gpu_without_bf16() else torch.bfloat16,
     )
+
+
+def _gpu_without_bf16() -> bool:
+    import torch
+
+    return torch.cuda.is_available() and not torch.cuda.is_bf16_supported()
 
 
 def load_model(cfg: ModelConfig, *, adapter_path: str | os.PathLike | None = None, trainable: bool = True):
@@ -183,6 +190,8 @@ def load_model(cfg: ModelConfig, *, adapter_path: str | os.PathLike | None = Non
     """
     adapter = Path(adapter_path) if adapter_path is not None else None
     is_adapter = adapter is not None and (adapter / "adapter_config.json").is_file()
+    if adapter is not None and not adapter.is_dir():
+        raise UserError(f"weights folder {adapter} does not exist; was the previous iteration's train stage run?")
     if adapter is not None and not is_adapter:
         check_model_folder(adapter)  # a full fine-tuned model from an earlier iteration
     base_path = adapter if adapter is not None and not is_adapter else resolve_model_path(cfg.name_or_path)
