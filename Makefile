@@ -83,4 +83,4 @@ test: ## run the default test suite (fast; no slow or GPU tests)
 test-all: ## run every test, slow ones included (GPU tests skip without CUDA)
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
--include mk/tools.mk mk/docker.mk
+include mk/tools.mk mk/docker.mk

@@ -1,0 +1,267 @@
+"""The ITERTL loop: prepare data, warm start (iteration 0), then per iteration sample -> score -> train -> eval.
+
+Run folder layout (every stage writes into ``<stage>.tmp`` or a temp file and is renamed into place
+only when complete, then recorded in ``state.json``; a rerun skips recorded stages, so a crash or
+Ctrl-C loses at most the stage that was running):
+
+    data/                 train.jsonl, valid.jsonl, heldout.jsonl (synthetic), data_summary.json
+    base-model/           the tiny model built for this run (preset tiny-cpu only)
+    iter-00/model/        warm start: supervised training on the references (skipped if warmup_epochs=0)
+    iter-00/eval/         held-out samples.jsonl, results.jsonl, metrics.json, ...
+    iter-NN/candidates.jsonl   {"id", "instruction", "samples": [k-1 texts]} from the sampling model
+    iter-NN/scores.jsonl       candidates.jsonl contract rows (scored; the reference is one candidate)
+    iter-NN/score_stats.json   syntax-valid rate, multi-module rate, mean Rouge-L, histogram
+    iter-NN/model/        full weights, or a LoRA adapter on the base model
+    iter-NN/train_log.json     loss terms and ranking accuracy per logging step
+    iter-NN/eval/         as iter-00
+    summary.json, summary.md   the per-iteration table
+
+Which model samples iteration N: ``mode=iterative`` the model of iteration N-1 (ITERTL);
+``mode=static`` always iteration 0's model (RTLCoder's offline scheme at equal compute: the same
+number of candidates and training steps, but the data never follows the model). Which weights
+iteration N trains from: iteration N-1's, or iteration 0's with ``restart``.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import shutil
+from contextlib import contextmanager
+from pathlib import Path
+
+from harness.runs import RunFolder, atomic_write_json, atomic_write_jsonl
+from harness.train_config import TrainConfig
+from tasks.records import TrainingRecord
+
+log = logging.getLogger(__name__)
+
+
+def iter_dir(it: int) -> str:
+    return f"iter-{it:02d}"
+
+
+@contextmanager
+def stage_dir(run: RunFolder, rel: str):
+    """Yield a scratch folder for a stage whose output is the folder ``rel``; publish it atomically."""
+    final = run.path / rel
+    tmp = run.path / f"{rel}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)  # left by an interrupted attempt
+    tmp.mkdir(parents=True)
+    yield tmp
+    if final.exists():
+        shutil.rmtree(final)  # only possible for a stage not recorded as done
+    tmp.rename(final)
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def load_records(run: RunFolder, split: str) -> list[TrainingRecord]:
+    path = run.path / "data" / f"{split}.jsonl"
+    return [TrainingRecord.from_dict(r) for r in read_jsonl(path)] if path.exists() else []
+
+
+def iteration_subset(records: list[TrainingRecord], cfg: TrainConfig, it: int) -> list[TrainingRecord]:
+    """The instructions used in iteration ``it``: all, or a seeded subset of ``instructions_per_iter``."""
+    if not cfg.instructions_per_iter or cfg.instructions_per_iter >= len(records):
+        return records
+    rng = random.Random(f"{cfg.seed}:{it}")
+    return sorted(rng.sample(records, cfg.instructions_per_iter), key=lambda r: r.id)
+
+
+def sampling_source(cfg: TrainConfig, it: int) -> int:
+    """The iteration whose model samples the candidates of iteration ``it``."""
+    return 0 if cfg.mode == "static" else it - 1
+
+
+def training_source(cfg: TrainConfig, it: int) -> int:
+    """The iteration whose weights iteration ``it`` starts training from."""
+    return 0 if cfg.restart else it - 1
+
+
+def reference_groups(records: list[TrainingRecord]) -> list[dict]:
+    """Warm-start data: each instruction with its reference as the only candidate (CE only)."""
+    return [{"id": r.id, "instruction": r.instruction, "header": r.header,
+             "candidates": [{"text": r.reference, "source": "reference", "score": 1.0}]} for r in records]
+
+
+def write_summary(run: RunFolder, cfg: TrainConfig) -> dict:
+    """Collect per-iteration metrics into summary.json and a Markdown table (summary.md)."""
+    rows = []
+    for it in range(cfg.iters + 1):
+        d = run.path / iter_dir(it)
+        row: dict = {"iteration": it}
+        metrics = d / "eval" / "metrics.json"
+        if metrics.exists():
+            m = json.loads(metrics.read_text())
+            row["pass@1"] = m.get("pass_at_k", {}).get("pass@1")
+            counts = m.get("status_counts", {})
+            total = sum(counts.values()) or 1
+            compiled = total - sum(counts.get(s, 0) for s in ("syntax_error", "compile_error", "no_code"))
+            row["eval_syntax_valid"] = compiled / total
+        stats = d / "score_stats.json"
+        if stats.exists():
+            s = json.loads(stats.read_text())
+            row.update({f"cand_{k}": s.get(k) for k in ("syntax_valid_rate", "multi_module_rate",
+                                                          "mean_rouge_l", "mean_score")})
+        train_log = d / "train_log.json"
+        if train_log.exists():
+            t = json.loads(train_log.read_text())
+            row.update({k: t.get("final", {}).get(k) for k in ("ce_loss", "rank_loss", "rank_accuracy")})
+        rows.append(row)
+    summary = {"config": cfg.to_dict(), "iterations": rows}
+    atomic_write_json(run.path / "summary.json", summary)
+    run.write_text("summary.md", format_table(rows) + "\n")
+    return summary
+
+
+def format_table(rows: list[dict]) -> str:
+    cols = ["iteration", "pass@1", "eval_syntax_valid", "cand_syntax_valid_rate", "cand_multi_module_rate",
+            "cand_mean_rouge_l", "ce_loss", "rank_loss", "rank_accuracy"]
+    cols = [c for c in cols if any(c in r for r in rows)]
+
+    def cell(v):
+        return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def write_groups(path: Path, rows: list[dict]) -> None:
+    atomic_write_jsonl(path, rows)
+
+
+def _done(run: RunFolder, stage: str) -> bool:
+    return run.stage_done(stage)
+
+
+def prepare_data_stage(run: RunFolder, cfg: TrainConfig) -> None:
+    from tasks.prepare import DataConfig, prepare_data
+
+    if _done(run, "data"):
+        return
+    dcfg = DataConfig(data=cfg.data, filter=cfg.filter, seed=cfg.seed, limit=cfg.limit or None,
+                      workers=max(1, cfg.workers or os.cpu_count() or 1))
+    with stage_dir(run, "data") as tmp:
+        prepared = prepare_data(dcfg, tmp)
+    run.mark_done("data", ["data/train.jsonl", "data/data_summary.json"])
+    log.info("data: %s", prepared.summary.get("rows_out"))
+
+
+def base_model(run: RunFolder, cfg: TrainConfig) -> str:
+    """The model every iteration starts from: the run's own tiny model, or ``cfg.model``."""
+    if cfg.model != "tiny":
+        return cfg.model
+    from harness.tiny_model import build_tiny_model
+
+    if not _done(run, "base-model"):
+        train = load_records(run, "train")
+        corpus = [t for r in train for t in (r.instruction, r.reference)]
+        with stage_dir(run, "base-model") as tmp:
+            build_tiny_model(tmp / "model", corpus, seed=cfg.seed)
+        run.mark_done("base-model", ["base-model/model/config.json"])
+    return str(run.path / "base-model" / "model")
+
+
+def weights_of(run: RunFolder, it: int) -> str | None:
+    """Weights saved by iteration ``it`` (full model or adapter), None when it trained nothing."""
+    path = run.path / iter_dir(it) / "model"
+    return str(path) if path.exists() else None
+
+
+def warmup_stage(run: RunFolder, cfg: TrainConfig, base: str) -> None:
+    """Iteration 0: supervised training on the references (also the non-iterative baseline's start)."""
+    from harness import stages
+
+    stage = f"{iter_dir(0)}/train"
+    if _done(run, stage) or cfg.warmup_epochs <= 0:
+        return
+    groups = reference_groups(load_records(run, "train"))
+    with stage_dir(run, iter_dir(0)) as tmp:
+        stages.train_stage(cfg, base, None, groups, epochs=cfg.warmup_epochs,
+                           learning_rate=cfg.warmup_learning_rate, seed=cfg.seed, out=tmp)
+    run.mark_done(stage, [f"{iter_dir(0)}/model", f"{iter_dir(0)}/train_log.json"])
+
+
+def eval_stage(run: RunFolder, cfg: TrainConfig, base: str, it: int) -> None:
+    from harness import stages
+
+    stage = f"{iter_dir(it)}/eval"
+    if _done(run, stage) or not cfg.eval_bench:
+        return
+    problems = stages.eval_problems(cfg, load_records(run, "heldout"))
+    (run.path / iter_dir(it)).mkdir(exist_ok=True)
+    with stage_dir(run, f"{iter_dir(it)}/eval") as tmp:
+        # The same seed every iteration: iterations are compared on common random numbers.
+        stages.eval_stage(cfg, base, weights_of(run, it), problems, seed=cfg.seed + 10_000, out=tmp)
+    run.mark_done(stage, [f"{stage}/metrics.json", f"{stage}/results.jsonl"])
+
+
+def iteration(run: RunFolder, cfg: TrainConfig, base: str, it: int) -> None:
+    """Sample -> score -> train for iteration ``it`` (each stage skipped when already done)."""
+    from harness import stages
+
+    d = iter_dir(it)
+    (run.path / d).mkdir(exist_ok=True)
+    records = iteration_subset(load_records(run, "train"), cfg, it)
+    if not _done(run, f"{d}/sample"):
+        stages.sample_stage(cfg, base, weights_of(run, sampling_source(cfg, it)), records,
+                            seed=cfg.seed * 1000 + it, out=run.path / d / "candidates.jsonl")
+        run.mark_done(f"{d}/sample", [f"{d}/candidates.jsonl"])
+    if not _done(run, f"{d}/score"):
+        candidates = read_jsonl(run.path / d / "candidates.jsonl")
+        stages.score_stage(cfg, records, candidates, run.path / d / "scores.jsonl",
+                           run.path / d / "score_stats.json")
+        run.mark_done(f"{d}/score", [f"{d}/scores.jsonl", f"{d}/score_stats.json"])
+    if not _done(run, f"{d}/train"):
+        groups = read_jsonl(run.path / d / "scores.jsonl")
+        with stage_dir(run, f"{d}/train.out") as tmp:
+            stages.train_stage(cfg, base, weights_of(run, training_source(cfg, it)), groups,
+                               epochs=cfg.epochs_per_iter, learning_rate=cfg.learning_rate,
+                               seed=cfg.seed + it, out=tmp)
+        out = run.path / d / "train.out"
+        for name in ("model", "train_log.json"):
+            target = run.path / d / name
+            if target.exists():
+                shutil.rmtree(target) if target.is_dir() else target.unlink()
+            (out / name).rename(target)
+        shutil.rmtree(out)
+        run.mark_done(f"{d}/train", [f"{d}/model", f"{d}/train_log.json"])
+
+
+def run_iterations(run: RunFolder, cfg: TrainConfig) -> dict:
+    """Everything after the run folder exists; each finished stage is skipped on a rerun."""
+    prepare_data_stage(run, cfg)
+    base = base_model(run, cfg)
+    warmup_stage(run, cfg, base)
+    eval_stage(run, cfg, base, 0)
+    write_summary(run, cfg)
+    for it in range(1, cfg.iters + 1):
+        iteration(run, cfg, base, it)
+        eval_stage(run, cfg, base, it)
+        write_summary(run, cfg)
+        log.info("iteration %d done", it)
+    return write_summary(run, cfg)
+
+
+def describe_plan(cfg: TrainConfig) -> str:
+    """DRY_RUN=1: the resolved config and what one iteration costs, without running anything."""
+    lines = ["resolved config:"] + [f"  {k}: {v}" for k, v in cfg.to_dict().items()]
+    n = cfg.instructions_per_iter or ("all training instructions" if cfg.data != "resyn27k" else 27000)
+    per_iter = n if isinstance(n, int) else None
+    lines.append("per iteration:")
+    if per_iter:
+        lines += [f"  instructions: {per_iter}",
+                  f"  sampled candidates: {per_iter * (cfg.k - 1)} (k-1 = {cfg.k - 1} each)",
+                  f"  generated tokens: <= {per_iter * (cfg.k - 1) * cfg.max_new_tokens}",
+                  f"  syntax checks (iverilog -t null): <= {per_iter * (cfg.k - 1)}",
+                  f"  training sequences: {per_iter * cfg.k} x {cfg.epochs_per_iter} epoch(s)"]
+    else:
+        lines.append(f"  instructions: {n}; candidates, tokens and simulator calls scale with k-1 = {cfg.k - 1}")
+    lines.append(f"  held-out eval: {cfg.eval_bench or 'none'}, n={cfg.eval_n}")
+    return "\n".join(lines)

@@ -1,0 +1,152 @@
+"""The four stages of one ITERTL iteration, each a function from files to files (see harness.loop).
+
+    sample_stage:  model + instructions         -> candidates.jsonl (k-1 samples per instruction)
+    score_stage:   candidates + references      -> scores.jsonl, score_stats.json
+    train_stage:   scored groups + start weights -> model/, train_log.json
+    eval_stage:    model + held-out problems    -> eval/ (samples, results, metrics, ...)
+
+Training prompts and evaluation prompts come from the same `tasks.prompts.build_prompt`, wrapped by
+`harness.prompting.format_prompt`, so the model is always asked the same way.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from harness.train_config import TrainConfig
+from tasks.problem import Problem
+from tasks.prompts import build_prompt
+from tasks.records import TrainingRecord
+from verilog_tools.text import module_names
+
+log = logging.getLogger(__name__)
+
+
+def record_to_problem(rec: TrainingRecord) -> Problem:
+    """A training record seen as a problem (module-completion mode), for prompts and simulation."""
+    names = module_names(rec.header) if rec.header else []
+    return Problem(task_id=rec.id, benchmark=rec.source, description=rec.instruction, header=rec.header,
+                   reference=rec.reference, testbench=rec.testbench or "", top=rec.top or "tb",
+                   dut_module=rec.dut_module or (names[0] if names else "top_module"),
+                   completion_mode="module")
+
+
+def record_prompt(rec: TrainingRecord) -> str:
+    return build_prompt(record_to_problem(rec))
+
+
+def model_config(cfg: TrainConfig, base: str):
+    from harness.models import ModelConfig
+    return ModelConfig(name_or_path=base, quant=cfg.quant, lora=cfg.lora, lora_r=cfg.lora_r,
+                       lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout)
+
+
+def workers(cfg: TrainConfig) -> int:
+    return cfg.workers or os.cpu_count() or 1
+
+
+def sample_stage(cfg: TrainConfig, base: str, weights: str | None, records: list[TrainingRecord],
+                 seed: int, out: Path) -> None:
+    """k-1 completions per instruction from the model (base + optional weights) into ``out``."""
+    from harness.models import load_model, load_tokenizer
+    from harness.prompting import format_prompt
+    from harness.sampling import SamplingConfig, sample_completions
+    from tasks.samples import atomic_write_text
+
+    mcfg = model_config(cfg, base)
+    tokenizer = load_tokenizer(mcfg)
+    model = load_model(mcfg, adapter_path=weights, trainable=False)
+    scfg = SamplingConfig(num_samples=cfg.k - 1, temperature=cfg.temperature, top_p=cfg.top_p,
+                          max_new_tokens=cfg.max_new_tokens, batch_size=cfg.sample_batch_size, seed=seed)
+    prompts = [format_prompt(tokenizer, record_prompt(r)) for r in records]
+    texts = sample_completions(model, tokenizer, prompts, scfg)
+    rows = [{"id": r.id, "instruction": record_prompt(r), "samples": t} for r, t in zip(records, texts)]
+    atomic_write_text(out, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def score_stage(cfg: TrainConfig, records: list[TrainingRecord], candidates: list[dict],
+                scores_path: Path, stats_path: Path) -> dict:
+    """Score every candidate (the paper's rule or the functional one) and summarise the iteration."""
+    from harness.runs import atomic_write_json, atomic_write_jsonl
+    from harness.scoring import ScoreConfig, score_groups, score_stats
+
+    by_id = {r.id: r for r in records}
+    recs = [by_id[row["id"]] for row in candidates]
+    scfg = ScoreConfig(mode=cfg.score)
+    rows = score_groups(recs, [row["samples"] for row in candidates], scfg, workers=workers(cfg))
+    for row, cand in zip(rows, candidates):
+        row["instruction"] = cand["instruction"]  # the prompt the model was trained and sampled with
+    stats = score_stats(rows, recs, scfg)
+    atomic_write_jsonl(scores_path, rows)
+    atomic_write_json(stats_path, stats)
+    return stats
+
+
+def train_stage(cfg: TrainConfig, base: str, weights: str | None, groups: list[dict], *,
+                epochs: float, learning_rate: float, seed: int, out: Path) -> dict:
+    """Train on scored groups (CE on the reference + alpha * ranking loss); save into ``out``/model."""
+    import torch
+
+    from harness.models import load_model, load_tokenizer, save_adapter_or_model
+    from harness.prompting import format_example
+    from harness.ranking import build_ranking_dataset
+    from harness.trainer import RankingConfig, RankingTrainer
+
+    mcfg = model_config(cfg, base)
+    tokenizer = load_tokenizer(mcfg)
+    model = load_model(mcfg, adapter_path=weights, trainable=True)
+    max_len = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    dataset = build_ranking_dataset(groups, tokenizer, format_example, max_length=max_len)
+    args = RankingConfig(
+        output_dir=str(out / "trainer"), per_device_train_batch_size=cfg.groups_per_batch,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps, num_train_epochs=epochs,
+        learning_rate=learning_rate, lr_scheduler_type="cosine", warmup_steps=0.05,
+        alpha=cfg.alpha, margin=cfg.margin, length_normalize=cfg.length_normalize,
+        logging_steps=max(1, len(dataset) // (cfg.groups_per_batch * 10)), save_strategy="no",
+        report_to=[], seed=seed, data_seed=seed, use_cpu=not torch.cuda.is_available(),
+        bf16=cfg.quant != "none" and torch.cuda.is_available(), disable_tqdm=False,
+        dataloader_num_workers=0)
+    trainer = RankingTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    result = trainer.train()
+    save_adapter_or_model(trainer.model, tokenizer, out / "model")
+    history = [h for h in trainer.state.log_history if "ce_loss" in h]
+    final = history[-1] if history else {}
+    info = {"groups": len(dataset), "epochs": epochs, "learning_rate": learning_rate,
+            "train_loss": result.training_loss, "steps": trainer.state.global_step,
+            "history": history, "final": final}
+    (out / "train_log.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+def eval_problems(cfg: TrainConfig, heldout: list[TrainingRecord]) -> list[Problem]:
+    """The held-out problems of the run: the synthetic held-out split, or a named benchmark."""
+    from tasks.benchmarks import load_benchmark
+
+    if cfg.eval_bench == "synthetic" and heldout:
+        problems = [record_to_problem(r) for r in heldout]
+        problems = [Problem(**{**p.__dict__, "benchmark": "synthetic"}) for p in problems]
+    else:
+        problems = load_benchmark(cfg.eval_bench)
+    return problems[: cfg.eval_limit] if cfg.eval_limit else problems
+
+
+def eval_stage(cfg: TrainConfig, base: str, weights: str | None, problems: list[Problem], *,
+               seed: int, out: Path) -> dict:
+    """Sample eval_n completions per problem and score them with the harness into ``out``."""
+    from harness.sampling import SamplingConfig, generate_samples_for_problems
+    from tasks.evaluate import evaluate
+    from tasks.reports import write_outcome
+    from tasks.samples import write_samples
+
+    scfg = SamplingConfig(num_samples=cfg.eval_n, temperature=cfg.eval_temperature, top_p=cfg.top_p,
+                          max_new_tokens=cfg.max_new_tokens, batch_size=cfg.sample_batch_size, seed=seed)
+    samples = generate_samples_for_problems(problems, model_config(cfg, base), scfg, adapter_path=weights)
+    write_samples(out / "samples.jsonl", samples)
+    ks = tuple(k for k in (1, 5, 10) if k <= cfg.eval_n)
+    outcome = evaluate(problems, samples, workers=workers(cfg), ks=ks, progress=True)
+    outcome.metrics.update(temperature=cfg.eval_temperature, top_p=cfg.top_p, n=cfg.eval_n,
+                           smoke=bool(cfg.eval_limit), benchmark=cfg.eval_bench)
+    write_outcome(outcome, out)
+    return outcome.metrics

@@ -1,0 +1,103 @@
+"""`python -m harness train`: run (or resume, or extend) an ITERTL training run.
+
+Rerunning the same command with the same ``--run`` resumes at the first unfinished stage; a larger
+``--iters`` on a finished run extends it. Any other change of configuration on an existing run is
+refused, so one folder always describes one experiment.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from harness import loop
+from harness.runs import RunFolder, write_manifest
+from harness.train_config import TrainConfig, load_config
+from verilog_tools.errors import UserError
+
+RESUMABLE_CHANGES = {"iters", "workers", "dry_run"}
+
+
+def parse_args(argv: list[str]) -> tuple[TrainConfig, argparse.Namespace]:
+    parser = argparse.ArgumentParser(prog="python -m harness train", description=__doc__)
+    parser.add_argument("--preset", help="named setup: tiny-cpu (default without CUDA) | paper (GPU)")
+    parser.add_argument("--config", help="a YAML file of config fields, applied after the preset")
+    parser.add_argument("--run", help="run folder name under --results-dir (resumes if it exists)")
+    parser.add_argument("--results-dir", default="results", help="where run folders go")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in ("preset", "dry_run", "restart"):
+            continue
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None,
+                            help=f.metadata.get("help"))
+    parser.add_argument("--dry-run", action="store_true", help=TrainConfig.__dataclass_fields__["dry_run"]
+                        .metadata["help"])
+    parser.add_argument("--restart", dest="restart", action="store_const", const=True, default=None,
+                        help=TrainConfig.__dataclass_fields__["restart"].metadata["help"])
+    args = parser.parse_args(argv)
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                 if f.name != "preset" and getattr(args, f.name, None) is not None}
+    overrides["dry_run"] = args.dry_run or None
+    return load_config(args.preset or default_preset(), args.config, overrides), args
+
+
+def default_preset() -> str:
+    return "tiny-cpu"
+
+
+def check_device(cfg: TrainConfig) -> None:
+    if not cfg.requires_gpu:
+        return
+    try:
+        import torch
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    if not has_cuda:
+        raise UserError(f"preset {cfg.preset} needs a CUDA GPU (4-bit {cfg.model}); none is visible here. "
+                        f"Use DRY_RUN=1 to inspect the plan, or PRESET=tiny-cpu on a CPU")
+
+
+def open_run(cfg: TrainConfig, args: argparse.Namespace) -> RunFolder:
+    """A new run folder, or the existing one of ``--run`` if its config matches (resume/extend)."""
+    path = Path(args.results_dir) / args.run if args.run else None
+    if path is None or not path.exists():
+        run = RunFolder.create(args.results_dir, args.run, "train")
+        write_manifest(run, cfg.to_dict(), seeds={"seed": cfg.seed}, argv=["train", *sys.argv[2:]])
+        return run
+    manifest = path / "manifest.json"
+    if not manifest.is_file():
+        raise UserError(f"{path} exists but is not a training run (no manifest.json); choose another RUN")
+    old = json.loads(manifest.read_text()).get("config", {})
+    changed = sorted(k for k, v in cfg.to_dict().items() if old.get(k) != v and k not in RESUMABLE_CHANGES)
+    if changed:
+        diff = ", ".join(f"{k}: {old.get(k)!r} -> {getattr(cfg, k)!r}" for k in changed)
+        raise UserError(f"run {path} was started with another config ({diff}); "
+                        f"use a new RUN name or the original settings")
+    if old.get("iters", 0) > cfg.iters:
+        raise UserError(f"run {path} already has iters={old['iters']}; ITERS can only grow")
+    run = RunFolder.open(path)
+    (run.path / ".incomplete").touch()  # until this resume (or extension) finishes
+    return run
+
+
+def main_train(argv: list[str]) -> int:
+    cfg, args = parse_args(argv)
+    if cfg.dry_run:
+        print(loop.describe_plan(cfg))
+        return 0
+    check_device(cfg)
+    run = open_run(cfg, args)
+    try:
+        summary = loop.run_iterations(run, cfg)
+    except BaseException:
+        run.release()
+        raise
+    data = json.loads((run.path / "manifest.json").read_text())
+    data["config"] = cfg.to_dict()
+    run.write_json("manifest.json", data)
+    run.finish()
+    print(loop.format_table(summary["iterations"]))
+    print(f"run folder: {run.path}")
+    return 0

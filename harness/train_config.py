@@ -1,0 +1,156 @@
+"""`TrainConfig`: every knob of an ITERTL run, its presets (YAML) and how overrides merge.
+
+Order of precedence: dataclass defaults < preset YAML (``PRESET=``) < a user YAML (``CONFIG=``) <
+command-line flags / Make variables. The merged result is written into the run folder.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from verilog_tools.errors import UserError
+
+PRESET_DIR = Path(__file__).with_name("presets")
+MODES = ("iterative", "static")
+SCORES = ("paper", "functional")
+QUANTS = ("none", "4bit", "8bit")
+
+
+def _f(default, help_):
+    return field(default=default, metadata={"help": help_})
+
+
+@dataclass
+class TrainConfig:
+    preset: str = _f("tiny-cpu", "named setup in harness/presets/*.yaml")
+    model: str = _f("tiny", "'tiny' (the project's own model, built offline), an HF id, or a local path")
+    quant: str = _f("none", "weight quantisation of the trained model: none | 4bit (QLoRA, NF4) | 8bit")
+    lora: bool = _f(False, "train LoRA adapters instead of all weights (forced on with 4bit/8bit)")
+    lora_r: int = _f(16, "LoRA rank")
+    lora_alpha: int = _f(32, "LoRA alpha")
+    lora_dropout: float = _f(0.05, "LoRA dropout")
+    data: str = _f("synthetic", "training data: synthetic | resyn27k | path to a JSONL file")
+    filter: bool = _f(True, "drop multi-module and non-compiling references (the paper's filter)")
+    iters: int = _f(7, "number of ITERTL iterations after the warm start (the paper runs 7)")
+    mode: str = _f("iterative", "iterative: sample from the current model; static: always from the start model")
+    restart: bool = _f(False, "retrain every iteration from the warm-start weights instead of continuing")
+    k: int = _f(4, "candidates per instruction: k-1 sampled + 1 reference")
+    score: str = _f("paper", "paper: syntax + Rouge-L; functional: testbench pass first (synthetic only)")
+    alpha: float = _f(1.0, "weight of the ranking loss in L = L_CE + alpha * L_rank")
+    margin: float = _f(0.0, "hinge margin of the ranking loss")
+    length_normalize: bool = _f(True, "rank on per-token (length-normalised) log-likelihoods")
+    instructions_per_iter: int = _f(0, "instructions sampled per iteration (0 = all)")
+    temperature: float = _f(0.8, "sampling temperature for training candidates")
+    top_p: float = _f(0.95, "top-p for training candidates")
+    max_new_tokens: int = _f(256, "generation limit per candidate")
+    sample_batch_size: int = _f(32, "prompts per generate() call")
+    warmup_epochs: float = _f(3.0, "supervised epochs on the references before iteration 1 (iteration 0)")
+    warmup_learning_rate: float = _f(2e-3, "learning rate of the warm start")
+    epochs_per_iter: float = _f(1.0, "ranking-loss epochs over each iteration's candidates")
+    learning_rate: float = _f(1e-3, "learning rate of the ITERTL iterations")
+    groups_per_batch: int = _f(8, "instructions (each with its k candidates) per optimiser micro-batch")
+    gradient_accumulation_steps: int = _f(1, "micro-batches per optimiser step")
+    eval_bench: str = _f("synthetic", "held-out benchmark evaluated after every iteration ('' = none)")
+    eval_n: int = _f(4, "samples per held-out problem")
+    eval_temperature: float = _f(0.2, "sampling temperature for evaluation")
+    eval_limit: int = _f(0, "evaluate only the first N held-out problems (0 = all); marked as a smoke run")
+    limit: int = _f(0, "use only the first N training instructions (0 = all); marked as a smoke run")
+    seed: int = _f(0, "seed of data split, sampling and training")
+    workers: int = _f(0, "parallel simulator processes (0 = all cores)")
+    requires_gpu: bool = _f(False, "refuse to start without a CUDA device")
+    dry_run: bool = _f(False, "print the resolved config and a compute estimate, run nothing")
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("mode", self.mode in MODES, f"one of {MODES}"),
+            ("score", self.score in SCORES, f"one of {SCORES}"),
+            ("quant", self.quant in QUANTS, f"one of {QUANTS}"),
+            ("iters", self.iters >= 0, "an integer >= 0"),
+            ("k", self.k >= 2, "an integer >= 2 (at least one sample besides the reference)"),
+            ("top_p", 0 < self.top_p <= 1, "in (0, 1]"),
+            ("temperature", self.temperature > 0, "> 0"),
+            ("eval_n", self.eval_n >= 1, ">= 1"),
+            ("alpha", self.alpha >= 0, ">= 0"),
+            ("margin", self.margin >= 0, ">= 0"),
+            ("groups_per_batch", self.groups_per_batch >= 1, ">= 1"),
+            ("max_new_tokens", self.max_new_tokens >= 1, ">= 1"),
+        ]
+        for name, ok, allowed in checks:
+            if not ok:
+                raise UserError(f"config field {name}={getattr(self, name)!r} is invalid: must be {allowed}")
+        if self.quant != "none":
+            self.lora = True
+        if self.score == "functional" and self.data not in ("synthetic",):
+            raise UserError("config field score='functional' needs tasks with testbenches: use data=synthetic")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"config file {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"config file {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"config file {path} must hold a mapping of field: value")
+    return data
+
+
+def _coerce(name: str, value, default):
+    """Type-check one override against the field's default type (YAML and CLI both come through here)."""
+    kind = type(default)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("1", "true", "yes", "on"):
+            return True
+        if str(value).lower() in ("0", "false", "no", "off"):
+            return False
+    elif kind is int and not isinstance(value, bool):
+        try:
+            if float(value) == int(float(value)):
+                return int(float(value))
+        except (TypeError, ValueError):
+            pass
+    elif kind is float and not isinstance(value, bool):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+    elif kind is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise UserError(f"config field {name}={value!r} has the wrong type: expected {kind.__name__}")
+
+
+def available_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def load_config(preset: str | None = None, config_file: str | None = None,
+                overrides: dict | None = None) -> TrainConfig:
+    """Merge defaults, the preset, an optional user YAML and overrides into a validated config."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    preset = preset or defaults["preset"]
+    path = PRESET_DIR / f"{preset}.yaml"
+    if not path.is_file():
+        raise UserError(f"unknown preset {preset!r}; choose one of: {', '.join(available_presets())}")
+    merged: dict = {"preset": preset}
+    layers = [(str(path), _read_yaml(path))]
+    if config_file:
+        layers.append((config_file, _read_yaml(Path(config_file))))
+    layers.append(("command line", {k: v for k, v in (overrides or {}).items() if v is not None}))
+    for origin, layer in layers:
+        for name, value in layer.items():
+            if name not in defaults:
+                raise UserError(f"unknown config key {name!r} in {origin}; "
+                                f"known keys: see `python -m harness train --help`")
+            merged[name] = _coerce(name, value, defaults[name])
+    return TrainConfig(**merged)
