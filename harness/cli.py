@@ -46,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown command {name!r}; choose one of: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     module_name, func_name, _ = COMMANDS[name]
+    # Nothing is ever downloaded at run time, and nothing is reported home.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         func = getattr(importlib.import_module(module_name), func_name)
         return int(func(rest) or 0)

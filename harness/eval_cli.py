@@ -55,6 +55,11 @@ class EvalConfig:
     timeout: float | None = field(default=None, metadata={"help": "seconds per simulator step, wall and CPU (TIMEOUT)"})
     allow_missing: bool = field(default=False, metadata={"help": "score problems without samples as failures (ALLOW_MISSING)"})
     limit: int | None = field(default=None, metadata={"help": "only the first N problems: a smoke run, flagged in metrics (LIMIT)"})
+    n: int = field(default=1, metadata={"help": "samples per problem when generating from --model (N)"})
+    temperature: float = field(default=0.2, metadata={"help": "sampling temperature for --model; 0 = greedy (TEMPERATURE)"})
+    top_p: float = field(default=0.95, metadata={"help": "nucleus sampling mass for --model (TOP_P)"})
+    max_new_tokens: int = field(default=1024, metadata={"help": "generation limit per sample for --model"})
+    seed: int = field(default=0, metadata={"help": "sampling seed for --model (SEED)"})
 
     def __post_init__(self) -> None:
         if self.problems and self.bench == EvalConfig.bench:
@@ -71,6 +76,11 @@ class EvalConfig:
             raise ValueError(f"k: expected comma-separated positive integers like 1,5,10, got {self.k!r}")
         if self.fail_under is not None and not 0.0 <= self.fail_under <= 1.0:
             raise ValueError(f"fail_under: a fraction between 0 and 1, got {self.fail_under}")
+        if self.n < 1 or self.max_new_tokens < 1:
+            raise ValueError(f"n/max_new_tokens: positive integers, got {self.n}/{self.max_new_tokens}")
+        if self.temperature < 0 or not 0 < self.top_p <= 1:
+            raise ValueError(f"temperature/top_p: need temperature >= 0 and 0 < top_p <= 1, "
+                             f"got {self.temperature}/{self.top_p}")
         for name in ("workers", "limit"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -87,7 +97,8 @@ class EvalConfig:
 
 def parse_args(argv: list[str]) -> EvalConfig:
     parser = argparse.ArgumentParser(prog="python -m harness eval", description=__doc__.split("\n")[0])
-    types = {"fail_under": float, "workers": int, "timeout": float, "limit": int}
+    types = {"fail_under": float, "workers": int, "timeout": float, "limit": int, "n": int,
+             "temperature": float, "top_p": float, "max_new_tokens": int, "seed": int}
     for f in fields(EvalConfig):
         flag = "--" + f.name.replace("_", "-")
         if f.type in ("bool", bool):
@@ -108,6 +119,10 @@ def main_eval(argv: list[str], *, generate_samples: GenerateSamples | None = Non
     problems = all_problems if config.limit is None else all_problems[:config.limit]
     samples, info = _samples_before_run(config, all_problems, problems)
     generate = generate_samples or _generator
+    if samples is None and generate is None:
+        from harness.model_eval import generate_for_eval, resolve_model
+        resolve_model(config.model)  # a bad MODEL fails here, before any run folder exists
+        generate = generate_for_eval
     if samples is None and generate is None:
         raise UserError(f"model-based generation not wired yet (MODEL={config.model}); "
                         f"use MODEL=reference or SAMPLES=path/to/samples.jsonl")

@@ -96,6 +96,12 @@ class SimResult:
     cpu_seconds: float   # CPU of the iverilog and vvp processes
     log_tail: str
 
+    @property
+    def clean_tb_timeout(self) -> bool:
+        """The testbench's own time limit ended a run whose verdict so far is clean (see `_judge_run`)."""
+        return (self.status == st.TIMEOUT and self.mismatches == 0 and bool(self.checks)
+                and TB_TIMEOUT_REASON in self.log_tail)
+
 
 def _tail(text: str, chars: int = LOG_TAIL_CHARS) -> str:
     text = text.strip("\n")
@@ -161,6 +167,9 @@ def _result(status, started, cpu, log, mismatches=None, checks=None) -> SimResul
                      seconds=time.monotonic() - started, cpu_seconds=cpu, log_tail=_tail(log))
 
 
+TB_TIMEOUT_REASON = "the testbench reported TIMEOUT"
+
+
 def _judge_run(run: RunResult, nonce: str, expected_samples: int | None) -> tuple[str, str, int | None, int | None]:
     """(status, reason, mismatches, checks) of a finished vvp run, read from the nonce lines only."""
     lines = [line[len(nonce) + 1:] for line in run.stdout.splitlines() if line.startswith(nonce + " ")]
@@ -172,7 +181,13 @@ def _judge_run(run: RunResult, nonce: str, expected_samples: int | None) -> tupl
         return (st.RUNTIME_ERROR, "simulation output exceeded the cap (stdout/stderr or file size limit)",
                 mismatches, checks)
     if any(l.strip() == "TIMEOUT" for l in lines):
-        return st.TIMEOUT, "the testbench reported TIMEOUT", mismatches, checks
+        # Some upstream stimuli outlast their testbench's own time limit (VerilogEval v2's Prob082,
+        # Prob141, Prob156: the reference times out too). Reaching that limit is then a pass only when
+        # the verdict is clean and covers exactly the samples the reference's run covered.
+        if (verdicts and mismatches == 0 and checks and expected_samples is not None
+                and checks == expected_samples and run.returncode == 0):
+            return st.PASS, "", mismatches, checks
+        return st.TIMEOUT, TB_TIMEOUT_REASON, mismatches, checks
     if run.returncode != 0:
         how = f"signal {run.signal}" if run.signal else f"exit code {run.returncode}"
         return st.RUNTIME_ERROR, f"vvp failed ({how})", mismatches, checks
