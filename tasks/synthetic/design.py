@@ -64,6 +64,7 @@ class Stimulus:
     enables: tuple[str, ...] = ()           # inputs held high 3/4 of the time
     equal_pairs: tuple[tuple[str, str], ...] = ()   # (a, b): some vectors drive b = a
     walking: bool = False                   # one-hot and all-zero/all-one corner vectors
+    pattern: tuple[str, str] = ("", "")     # (input, bits): feed bits often, back to back
 
 
 @dataclass(frozen=True)

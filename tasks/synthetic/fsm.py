@@ -76,4 +76,4 @@ def make_seqdet(rng: random.Random, level: int) -> Design:
     return Design("seqdet", level, ("seqdet", pattern, "moore" if moore else "mealy", str(overlap),
                                     _reset_kind(reset)),
                   describe(list(ports), rng, summary, *details), ports, body, clock="clk", reset=reset,
-                  stimulus=Stimulus(cycles=200, reset_every=48))
+                  stimulus=Stimulus(cycles=160, reset_every=48, pattern=(x, pattern)))

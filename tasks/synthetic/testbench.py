@@ -76,6 +76,12 @@ def _stimulus_gen_seq(design: Design) -> list[str]:
         random_reset = f"{reset.name} <= ($random % {stim.reset_every}) {op} 0;"
     else:
         random_reset = ""
+    name, bits = stim.pattern
+    if bits:   # the pattern once or twice in a row, then up to 3 random bits: hits and near misses
+        body += [f"{I2}repeat (30) begin",
+                 f"{I3}repeat (1 + ($random & 1)) for (i = {len(bits) - 1}; i >= 0; i = i - 1) "
+                 f"@(negedge clk) {name} <= pattern[i];",
+                 f"{I3}repeat ($random & 3) @(negedge clk) {name} <= $random;", f"{I2}end"]
     if stim.warmup:
         body.append(f"{I2}repeat ({stim.warmup}) @(negedge clk) begin {' '.join(drive)} end")
     step = " ".join(drive + [random_reset] if random_reset else drive)
@@ -87,8 +93,10 @@ def stimulus_gen(design: Design) -> str:
     driven = [p for p in design.inputs if p.name != design.clock]
     ports = [f"{INDENT}input clk"] + [f"{INDENT}output reg {_range(p)}{p.name}" for p in driven]
     body = _stimulus_gen_seq(design) if design.clock else _stimulus_gen_comb(design)
+    bits = design.stimulus.pattern[1]
+    pattern = f"{INDENT}reg [{len(bits) - 1}:0] pattern = {len(bits)}'b{bits};\n" if bits else ""
     return ("module stimulus_gen(\n" + ",\n".join(ports) + "\n);\n"
-            f"{INDENT}integer i;\n\n{INDENT}initial begin\n" + "\n".join(body) + "\n"
+            f"{INDENT}integer i;\n{pattern}\n{INDENT}initial begin\n" + "\n".join(body) + "\n"
             f"{I2}@(negedge clk);\n{I2}#1 $finish;\n{INDENT}end\nendmodule\n")
 
 
