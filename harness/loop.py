@@ -163,7 +163,9 @@ def base_model(run: RunFolder, cfg: TrainConfig) -> str:
         train = load_records(run, "train")
         corpus = [t for r in train for t in (r.instruction, r.reference)]
         with stage_dir(run, "base-model") as tmp:
-            build_tiny_model(tmp / "model", corpus, seed=cfg.seed)
+            build_tiny_model(tmp / "model", corpus, seed=cfg.seed, hidden_size=cfg.tiny_hidden_size,
+                             num_layers=cfg.tiny_layers, num_heads=cfg.tiny_heads,
+                             intermediate_size=cfg.tiny_intermediate_size)
         run.mark_done("base-model", ["base-model/model/config.json"])
     return str(run.path / "base-model" / "model")
 
@@ -236,6 +238,9 @@ def iteration(run: RunFolder, cfg: TrainConfig, base: str, it: int) -> None:
 
 def run_iterations(run: RunFolder, cfg: TrainConfig) -> dict:
     """Everything after the run folder exists; each finished stage is skipped on a rerun."""
+    if cfg.torch_threads:
+        import torch
+        torch.set_num_threads(cfg.torch_threads)
     prepare_data_stage(run, cfg)
     base = base_model(run, cfg)
     warmup_stage(run, cfg, base)

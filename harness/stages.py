@@ -104,6 +104,8 @@ def train_stage(cfg: TrainConfig, base: str, weights: str | None, groups: list[d
         gradient_accumulation_steps=cfg.gradient_accumulation_steps, num_train_epochs=epochs,
         learning_rate=learning_rate, lr_scheduler_type="cosine", warmup_steps=0.05,
         alpha=cfg.alpha, margin=cfg.margin, length_normalize=cfg.length_normalize,
+        split_gradients=cfg.split_gradients, forward_chunk_size=cfg.forward_chunk_size,
+        gradient_checkpointing=False,
         logging_steps=max(1, len(dataset) // (cfg.groups_per_batch * 10)), save_strategy="no",
         report_to=[], seed=seed, data_seed=seed, use_cpu=not torch.cuda.is_available(),
         bf16=cfg.quant != "none" and torch.cuda.is_available(), disable_tqdm=False,

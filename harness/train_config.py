@@ -27,6 +27,11 @@ def _f(default, help_):
 class TrainConfig:
     preset: str = _f("tiny-cpu", "named setup in harness/presets/*.yaml")
     model: str = _f("tiny", "'tiny' (the project's own model, built offline), an HF id, or a local path")
+    tiny_hidden_size: int = _f(192, "model=tiny: width of the residual stream")
+    tiny_layers: int = _f(3, "model=tiny: decoder layers")
+    tiny_heads: int = _f(3, "model=tiny: attention heads (must divide tiny_hidden_size)")
+    tiny_intermediate_size: int = _f(512, "model=tiny: MLP width (a multiple of 32 for 4-bit on CPU)")
+    torch_threads: int = _f(0, "CPU threads for torch (0 = torch's default)")
     quant: str = _f("none", "weight quantisation of the trained model: none | 4bit (QLoRA, NF4) | 8bit")
     lora: bool = _f(False, "train LoRA adapters instead of all weights (forced on with 4bit/8bit)")
     lora_r: int = _f(16, "LoRA rank")
@@ -51,6 +56,9 @@ class TrainConfig:
     warmup_learning_rate: float = _f(2e-3, "learning rate of the warm start")
     epochs_per_iter: float = _f(1.0, "ranking-loss epochs over each iteration's candidates")
     learning_rate: float = _f(1e-3, "learning rate of the ITERTL iterations")
+    split_gradients: bool = _f(True, "two-pass ranking gradient: about one candidate's activations in memory "
+                                     "(False: all k candidates in one graph; faster for tiny models)")
+    forward_chunk_size: int = _f(1, "candidates per forward pass in the two-pass gradient")
     groups_per_batch: int = _f(8, "instructions (each with its k candidates) per optimiser micro-batch")
     gradient_accumulation_steps: int = _f(1, "micro-batches per optimiser step")
     eval_bench: str = _f("synthetic", "held-out benchmark evaluated after every iteration ('' = none)")
