@@ -7,7 +7,10 @@ SHELL := bash
 MAKEFLAGS += --no-builtin-rules --warn-undefined-variables
 
 VENV   ?= .venv
-PYTHON ?= $(if $(wildcard $(VENV)/bin/python),$(VENV)/bin/python,python3)
+# The project's virtual environment, made by `make install` (which every job target triggers once).
+# To use an existing environment instead: make train PYTHON=python3 INSTALLED=
+PYTHON ?= $(VENV)/bin/python
+INSTALLED ?= $(VENV)/.itertl-installed
 ITERTL := $(PYTHON) -m harness
 
 # Optional variables: empty means "use the preset / CLI default".
@@ -63,10 +66,17 @@ TRAIN_FLAGS = $(call flag,--iters,$(ITERS)) $(call flag,--preset,$(PRESET)) $(ca
 help: ## list the targets and what they do
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN {FS = ":.*## "}; {printf "  %-16s %s\n", $$1, $$2}'
 
-install: ## create .venv with the CPU torch wheel and the project's [train,dev] extras
+install: $(INSTALLED) ## create .venv with the CPU torch wheel and the project's [train,dev] extras
+
+# torch first and pinned, so that no later requirement can pull a CUDA build into a CPU machine.
+$(VENV)/.itertl-installed: pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q torch==2.13.0
 	$(VENV)/bin/pip install -q -e '.[train,dev]'
+	touch $@
+
+# Every job needs the Python environment and the simulator; both steps do nothing once done.
+eval data train test test-all: $(INSTALLED) | tools
 
 eval: ## score samples (SAMPLES=) or a model (MODEL=reference|path|run folder) on BENCH= into results/RUN
 	$(ITERTL) eval $(EVAL_FLAGS)

@@ -7,8 +7,8 @@ folder behind. After that, a failure leaves the folder with its ``.incomplete`` 
 it when nothing but bookkeeping was written); only a finished evaluation drops the marker.
 
 Samples come from ``--samples FILE``, from ``--model reference`` (each problem's reference as its
-completion: the harness's self-check), or from a model through a generator hook: the training side
-registers ``generate(problems, config) -> (samples, info)`` with `register_generator`, or passes it
+completion: the harness's self-check), or from a model (`harness.model_eval`, the default), or through a
+generator hook: other code registers ``generate(problems, config) -> (samples, info)`` with `register_generator`, or passes it
 to `main_eval`; ``info`` (temperature, top_p, model id...) is merged into metrics.json.
 """
 from __future__ import annotations
@@ -123,9 +123,6 @@ def main_eval(argv: list[str], *, generate_samples: GenerateSamples | None = Non
         from harness.model_eval import generate_for_eval, resolve_model
         resolve_model(config.model)  # a bad MODEL fails here, before any run folder exists
         generate = generate_for_eval
-    if samples is None and generate is None:
-        raise UserError(f"model-based generation not wired yet (MODEL={config.model}); "
-                        f"use MODEL=reference or SAMPLES=path/to/samples.jsonl")
     check_simulator()  # a missing simulator is reported before any folder exists
     run = RunFolder.create(config.results_dir, config.run, "eval")
     try:

@@ -58,7 +58,7 @@ def test_fail_under_and_file_samples(env, v1_dir):
     ("unknown_task", r"not in the benchmark: 'no_such_task'"),
     ("missing_file", r"samples file .*absent\.jsonl not found"),
     ("unknown_bench", r"bench: unknown benchmark 'verilog-eval-v9'"),
-    ("unknown_model", r"model-based generation not wired yet \(MODEL=my-llm\)"),
+    ("unknown_model", r"model 'my-llm' is not available offline"),
     ("bad_k", r"k: expected comma-separated positive integers"),
 ])
 def test_bad_input_leaves_no_run_folder(env, case, message):
