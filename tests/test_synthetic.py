@@ -13,6 +13,7 @@ import pytest
 from tasks.synthetic import FAMILIES, dump_json, generate_tasks, load_problems, to_records, verilog_corpus
 from tasks.synthetic import generate as gen
 from tasks.synthetic.mutate import mutate, mutation_sites
+from verilog_tools.errors import UserError
 from verilog_tools.icarus import check_syntax_many, simulate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,12 +65,15 @@ def test_every_family_and_level_appears_in_both_splits(default_set):
 def test_levels_filter_and_bad_arguments():
     train, heldout = generate_tasks(seed=1, n_train=52, n_heldout=13, levels=(1,))
     assert {p.meta["level"] for p in train + heldout} == {1}
-    with pytest.raises(ValueError, match="levels"):
+    with pytest.raises(UserError, match="levels"):
         generate_tasks(levels=(4,))
-    with pytest.raises(ValueError, match="n_train"):
+    with pytest.raises(UserError, match="n_train"):
         generate_tasks(n_train=-1)
-    with pytest.raises(ValueError, match="split"):
+    with pytest.raises(UserError, match="split"):
         load_problems("test")
+    tiny_train, tiny_heldout = generate_tasks(seed=2, n_train=20, n_heldout=5)
+    assert (len(tiny_train), len(tiny_heldout)) == (20, 5)
+    assert generate_tasks(seed=2, n_train=0, n_heldout=0) == ([], [])
 
 
 def test_problems_have_v1_style_testbenches(default_set):

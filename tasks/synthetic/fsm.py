@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 from tasks.synthetic.design import INDENT, Design, Port, Stimulus, clock_sentence, describe, pick, pick_reset
-from tasks.synthetic.seq import _clocked, _reset_kind
+from tasks.synthetic.seq import clocked_block, reset_kind
 
 I2, I3 = INDENT * 2, INDENT * 3
 
@@ -52,7 +52,7 @@ def make_seqdet(rng: random.Random, level: int) -> Design:
     arms = "".join(f"{I3}S{s}: next_state = " + (f"{x} ? S{one} : S{zero};\n" if one != zero else f"S{one};\n")
                    for s, (zero, one) in enumerate(table))
     body = (f"{INDENT}localparam {names};\n\n{INDENT}reg [{bits - 1}:0] state, next_state;\n\n"
-            + _clocked(reset, "clk", "state <= S0;", [f"{I2}else", f"{I3}state <= next_state;"])
+            + clocked_block(reset, "clk", "state <= S0;", [f"{I2}else", f"{I3}state <= next_state;"])
             + f"\n{INDENT}always @(*) begin\n{I2}case (state)\n{arms}{I3}default: next_state = S0;\n"
             f"{I2}endcase\n{INDENT}end\n\n")
     if moore:
@@ -74,6 +74,6 @@ def make_seqdet(rng: random.Random, level: int) -> Design:
                               "pattern has been matched")]
     summary = f"detects the bit pattern {pattern} on a serial input with a {'Moore' if moore else 'Mealy'} FSM"
     return Design("seqdet", level, ("seqdet", pattern, "moore" if moore else "mealy", str(overlap),
-                                    _reset_kind(reset)),
+                                    reset_kind(reset)),
                   describe(list(ports), rng, summary, *details), ports, body, clock="clk", reset=reset,
                   stimulus=Stimulus(cycles=160, reset_every=48, pattern=(x, pattern)))

@@ -22,6 +22,7 @@ from tasks.synthetic.design import Design
 from tasks.synthetic.fsm import make_seqdet
 from tasks.synthetic.seq import make_counter, make_dff, make_edge, make_shiftreg
 from tasks.synthetic.testbench import build_testbench
+from verilog_tools.errors import UserError
 
 FAMILIES: tuple[tuple[str, Callable[[random.Random, int], Design]], ...] = (
     ("gates", make_gates), ("mux", make_mux), ("decoder", make_decoder), ("prienc", make_prienc),
@@ -36,9 +37,9 @@ SPLITS = ("train", "heldout")
 def _check_args(n_train: int, n_heldout: int, levels: tuple[int, ...]) -> None:
     for name, value in (("n_train", n_train), ("n_heldout", n_heldout)):
         if not isinstance(value, int) or value < 0:
-            raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+            raise UserError(f"{name} must be a non-negative integer, got {value!r}")
     if not levels or any(level not in LEVELS for level in levels):
-        raise ValueError(f"levels must be a non-empty subset of {LEVELS}, got {levels!r}")
+        raise UserError(f"levels must be a non-empty subset of {LEVELS}, got {levels!r}")
 
 
 def _quotas(total: int) -> dict[str, int]:
@@ -77,7 +78,7 @@ def _draw_designs(seed: int, n_train: int, n_heldout: int,
         seen.add(key)
         taken[split][name] += 1
         chosen[split].append(design)
-    raise RuntimeError(f"could not draw {n_train} train + {n_heldout} held-out distinct tasks for "
+    raise UserError(f"could not draw {n_train} train + {n_heldout} held-out distinct tasks for "
                        f"levels {levels}; lower n_train/n_heldout or allow more levels")
 
 
@@ -119,7 +120,7 @@ def load_problems(split: str = "heldout", seed: int = 0, n_train: int = 2000,
                   n_heldout: int = 200, levels: tuple[int, ...] = LEVELS) -> list[Problem]:
     """One split of the synthetic set as `Problem`s (benchmark id "synthetic")."""
     if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        raise UserError(f"split must be one of {SPLITS}, got {split!r}")
     train, heldout = generate_tasks(seed, n_train, n_heldout, levels)
     return train if split == "train" else heldout
 

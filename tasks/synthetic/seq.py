@@ -10,14 +10,14 @@ from tasks.synthetic.design import (INDENT, VECTOR_NAMES, Design, Port, Reset, S
 I2, I3, I4 = INDENT * 2, INDENT * 3, INDENT * 4
 
 
-def _clocked(reset: Reset, clock: str, reset_stmt: str, rest: list[str]) -> str:
+def clocked_block(reset: Reset, clock: str, reset_stmt: str, rest: list[str]) -> str:
     """An always block: reset branch first, then `rest` (already indented one level)."""
     lines = [f"{INDENT}always @({reset.sensitivity(clock)}) begin",
              f"{I2}if ({reset.condition()})", f"{I3}{reset_stmt}", *rest, f"{INDENT}end"]
     return "\n".join(lines) + "\n"
 
 
-def _reset_kind(reset: Reset) -> str:
+def reset_kind(reset: Reset) -> str:
     return ("async" if reset.asynchronous else "sync") + ("_low" if reset.active_low else "_high")
 
 
@@ -32,13 +32,13 @@ def make_dff(rng: random.Random, level: int) -> Design:
     ports.append(Port(q, "output", width, reg=True))
     init_text = const(width, init, "h" if width > 4 else "b")
     rest = [f"{I2}else if ({en})" if enable else f"{I2}else", f"{I3}{q} <= {d};"]
-    body = _clocked(reset, "clk", f"{q} <= {init_text};", rest)
+    body = clocked_block(reset, "clk", f"{q} <= {init_text};", rest)
     what = f"{width} D flip-flop{'s' if width > 1 else ''}"
     details = [clock_sentence("clk"),
                f"On each rising edge {q} takes the value of {d}"
                + (f" when {en} is 1; when {en} is 0, {q} keeps its value." if enable else "."),
                reset.sentence(f"{q} becomes {init_text} (decimal {init})")]
-    return Design("dff", level, ("dff", str(width), _reset_kind(reset), str(enable), str(init == 0)),
+    return Design("dff", level, ("dff", str(width), reset_kind(reset), str(enable), str(init == 0)),
                   describe(ports, rng, f"holds a {width}-bit value in {what}", *details), tuple(ports),
                   body, clock="clk", reset=reset,
                   stimulus=Stimulus(enables=(en,) if enable else ()))
@@ -70,7 +70,7 @@ def make_counter(rng: random.Random, level: int) -> Design:
                 f"{I4}{_count_step('down', q, width, modulus)}", f"{I2}end"]
     else:
         rest = [f"{I2}else if (en)" if enable else f"{I2}else", f"{I3}{_count_step(direction, q, width, modulus)}"]
-    body = _clocked(reset, "clk", f"{q} <= {const(width, 0)};", rest)
+    body = clocked_block(reset, "clk", f"{q} <= {const(width, 0)};", rest)
     span = modulus or (1 << width)
     steps = {"up": "counts up by 1", "down": "counts down by 1",
              "updown": "counts up by 1 when up is 1 and down by 1 when up is 0"}[direction]
@@ -82,7 +82,7 @@ def make_counter(rng: random.Random, level: int) -> Design:
                wrap, reset.sentence(f"{q} becomes 0")]
     summary = f"implements a {width}-bit {'up/down' if direction == 'updown' else direction} counter"
     return Design("counter", level, ("counter", direction, str(width), str(modulus), str(enable),
-                                     _reset_kind(reset)),
+                                     reset_kind(reset)),
                   describe(ports, rng, summary, *details), tuple(ports), body, clock="clk", reset=reset,
                   stimulus=Stimulus(warmup=span * 3 // 2 + 10, reset_every=40,
                                     enables=("en",) if enable else ()))
@@ -102,7 +102,7 @@ def make_shiftreg(rng: random.Random, level: int) -> Design:
     shifted = f"{{{q}[{width - 2}:0], {sin}}}" if left else f"{{{sin}, {q}[{width - 1}:1]}}"
     rest = [f"{I2}else if (load)", f"{I3}{q} <= d;"] if load else []
     rest += [f"{I2}else if (en)" if enable else f"{I2}else", f"{I3}{q} <= {shifted};"]
-    body = _clocked(reset, "clk", f"{q} <= {const(width, 0)};", rest)
+    body = clocked_block(reset, "clk", f"{q} <= {const(width, 0)};", rest)
     enters, leaves = (f"{q}[0]", f"{q}[{width - 1}]") if left else (f"{q}[{width - 1}]", f"{q}[0]")
     details = [clock_sentence("clk"),
                f"On each rising edge{' with en equal to 1' if enable else ''}, {q} shifts "
@@ -114,7 +114,7 @@ def make_shiftreg(rng: random.Random, level: int) -> Design:
     details.append(reset.sentence(f"{q} becomes 0"))
     summary = f"implements a {width}-bit {'left' if left else 'right'}-shift register with serial input"
     return Design("shiftreg", level, ("shiftreg", "left" if left else "right", str(width), str(enable),
-                                      str(load), _reset_kind(reset)),
+                                      str(load), reset_kind(reset)),
                   describe(ports, rng, summary, *details), tuple(ports), body, clock="clk", reset=reset,
                   stimulus=Stimulus(enables=("en",) if enable else (), reset_every=32))
 
