@@ -126,7 +126,7 @@ def check_syntax(code: str, limits: SimLimits | Limits | None = None) -> SyntaxR
     if any(t.kind == "dir" and t.text == "`include" for t in tokenize(code)):
         return SyntaxResult(False, st.REJECTED, "`include is not allowed: a design must be self-contained", 0.0)
     with sample_dir() as d:
-        (d / "design.sv").write_text(code)
+        _write_source(d / "design.sv", code)
         r = run_sandboxed([find_tool("iverilog"), *IVERILOG_FLAGS, "-t", "null", "design.sv"], d,
                           as_sim_limits(limits).compile_limits())
     log = _tail(r.stderr + r.stdout)
@@ -145,6 +145,24 @@ def check_syntax_many(codes: list[str], workers: int = 1,
     with ThreadPoolExecutor(max(1, workers)) as pool:
         results = dict(zip(first, pool.map(lambda c: check_syntax(c, limits), first.values())))
     return [results[k] for k in keys]
+
+
+def _write_source(path: Path, code: str) -> None:
+    """Write Verilog text; characters UTF-8 cannot encode (lone surrogates from JSON escapes or
+    surrogateescape-decoded bytes) become '?', so odd bytes give a syntax verdict, never a crash."""
+    path.write_bytes(code.encode("utf-8", errors="replace"))
+
+
+def _expanded_violations(d: Path, iverilog: str, limits: SimLimits, forbidden) -> list[str]:
+    """Policy violations of the design after its own macros are expanded (`iverilog -E`): a macro can
+    spell a testbench name (`define G good1 ... `G.y) that the token scan of the source cannot see."""
+    pre = run_sandboxed([iverilog, "-E", "-o", "design.pre.sv", "design.sv"], d, limits.compile_limits())
+    out = d / "design.pre.sv"
+    if not pre.ok or not out.is_file():
+        return []   # the compile step reports the preprocessor's error with its own verdict
+    expanded = out.read_bytes().decode("utf-8", errors="replace")
+    out.unlink()
+    return check_policy(expanded, forbidden_names=forbidden)
 
 
 def mark_verdict(testbench: str, nonce: str) -> str | None:
@@ -217,8 +235,13 @@ def simulate(design: str, testbench: str, *, top: str = "tb", dut_module: str = 
     limits = as_sim_limits(limits)
     iverilog, vvp = find_tool("iverilog"), find_tool("vvp")
     with sample_dir() as d:
-        (d / "tb.sv").write_text(marked)
-        (d / "design.sv").write_text(design)
+        _write_source(d / "tb.sv", marked)
+        _write_source(d / "design.sv", design)
+        if "`define" in design:
+            violations = _expanded_violations(d, iverilog, limits, testbench_names(testbench, dut_module))
+            if violations:
+                return _result(st.REJECTED, started, 0.0, "design rejected by policy (after macro expansion):\n"
+                               + "\n".join(violations))
         comp = run_sandboxed([iverilog, *IVERILOG_FLAGS, "-s", top, "-o", "sim.vvp", "tb.sv", "design.sv"],
                              d, limits.compile_limits())
         if not _compiled_ok(comp) or not (d / "sim.vvp").is_file():
