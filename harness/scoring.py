@@ -54,8 +54,10 @@ class ScoreConfig:
                 raise ValueError(f"ScoreConfig.{name} must be a finite number, got {getattr(self, name)}")
 
 
-def score_groups(records, sampled_texts: list[list[str]], cfg: ScoreConfig, workers: int = 1) -> list[dict]:
-    """candidates.jsonl rows for ``records`` (TrainingRecord) and their raw sampled completions."""
+def score_groups(records, sampled_texts: list[list[str]], cfg: ScoreConfig, workers: int = 1,
+                 limits=None) -> list[dict]:
+    """candidates.jsonl rows for ``records`` (TrainingRecord) and their raw sampled completions;
+    ``limits`` (icarus.SimLimits or runner.Limits; None = defaults) caps every tool run."""
     from verilog_tools import icarus
     from verilog_tools.text import count_modules, extract_code
 
@@ -70,12 +72,12 @@ def score_groups(records, sampled_texts: list[list[str]], cfg: ScoreConfig, work
                               "modules": modules, "syntax_ok": None, "rouge_l": None, "score": None,
                               "status": st.NO_CODE if code is None else None}))
     to_check = [c for _, c in cands if c["status"] is None and c["modules"] <= 1]
-    for cand, result in zip(to_check, icarus.check_syntax_many([c["text"] for c in to_check], workers)):
+    for cand, result in zip(to_check, icarus.check_syntax_many([c["text"] for c in to_check], workers, limits)):
         cand["syntax_ok"] = bool(result.ok)
         cand["status"] = COMPILED if result.ok else result.status
     _apply_paper_scores(records, cands, cfg)
     if cfg.mode == "functional":
-        _apply_functional_scores(records, cands, cfg, workers)
+        _apply_functional_scores(records, cands, cfg, workers, limits)
     return _rows(records, cands, cfg, count_modules)
 
 
@@ -95,7 +97,7 @@ def _apply_paper_scores(records, cands, cfg: ScoreConfig) -> None:
             cand["score"] = cand["rouge_l"]
 
 
-def _apply_functional_scores(records, cands, cfg: ScoreConfig, workers: int) -> None:
+def _apply_functional_scores(records, cands, cfg: ScoreConfig, workers: int, limits=None) -> None:
     from verilog_tools import icarus
 
     todo = [(r, c) for r, c in cands if c["status"] == COMPILED and records[r].testbench]
@@ -104,7 +106,7 @@ def _apply_functional_scores(records, cands, cfg: ScoreConfig, workers: int) -> 
         r, cand = item
         rec = records[r]
         return icarus.simulate(cand["text"], rec.testbench, top=rec.top or "tb",
-                               dut_module=rec.dut_module or "top_module")
+                               dut_module=rec.dut_module or "top_module", limits=limits)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         results = list(pool.map(run, todo))
