@@ -20,10 +20,11 @@ from __future__ import annotations
 import math
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from harness.rouge import ReferenceLcs
 from verilog_tools import status as st
+from verilog_tools.config import option as _f
 
 MODES = ("paper", "functional")
 REFERENCE, MULTI_MODULE, COMPILED = "reference", "multi_module", "ok"
@@ -31,9 +32,6 @@ REFERENCE, MULTI_MODULE, COMPILED = "reference", "multi_module", "ok"
 # functional mode (pass, mismatch, ...), and these three
 CANDIDATE_STATUSES = (REFERENCE, MULTI_MODULE, COMPILED) + st.STATUSES
 
-
-def _f(default, help_):
-    return field(default=default, metadata={"help": help_})
 
 
 @dataclass
@@ -72,13 +70,18 @@ def score_groups(records, sampled_texts: list[list[str]], cfg: ScoreConfig, work
                               "modules": modules, "syntax_ok": None, "rouge_l": None, "score": None,
                               "status": st.NO_CODE if code is None else None}))
     to_check = [c for _, c in cands if c["status"] is None and c["modules"] <= 1]
-    for cand, result in zip(to_check, icarus.check_syntax_many([c["text"] for c in to_check], workers, limits)):
+    for cand, result in zip(to_check, icarus.check_syntax_many([c["text"] for c in to_check], workers,
+                                                                   **_limits_kw(limits))):
         cand["syntax_ok"] = bool(result.ok)
         cand["status"] = COMPILED if result.ok else result.status
     _apply_paper_scores(records, cands, cfg)
     if cfg.mode == "functional":
         _apply_functional_scores(records, cands, cfg, workers, limits)
     return _rows(records, cands, cfg, count_modules)
+
+
+def _limits_kw(limits) -> dict:
+    return {} if limits is None else {"limits": limits}
 
 
 def _apply_paper_scores(records, cands, cfg: ScoreConfig) -> None:
