@@ -6,21 +6,19 @@ command-line flags / Make variables. The merged result is written into the run f
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from verilog_tools.errors import UserError
+from verilog_tools.config import option as _f
 
 PRESET_DIR = Path(__file__).with_name("presets")
 MODES = ("iterative", "static")
 SCORES = ("paper", "functional")
 QUANTS = ("none", "4bit", "8bit")
 
-
-def _f(default, help_):
-    return field(default=default, metadata={"help": help_})
 
 
 @dataclass

@@ -17,16 +17,14 @@ import hashlib
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from tasks.decontam import BenchmarkIndex, load_benchmark_problems
 from tasks.records import TrainingRecord
 from tasks.rtlcoder import CleanExample, clean_examples, fetch_resyn27k, read_source
 from verilog_tools.errors import UserError
-
-def _f(default, help_: str):
-    return field(default=default, metadata={"help": help_})
+from verilog_tools.config import option as _f
 
 
 @dataclass
