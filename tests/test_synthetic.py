@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -37,6 +40,17 @@ def test_same_seed_gives_identical_json_and_other_seed_differs():
     other = [dump_json(split) for split in _fresh(seed=6, n_train=130, n_heldout=26)]
     assert first == again
     assert first[0] != other[0] and first[1] != other[1]
+
+
+def test_output_does_not_depend_on_string_hashing():
+    """Two interpreters with different PYTHONHASHSEED produce the same bytes."""
+    script = ("import hashlib; from tasks.synthetic import generate_tasks, dump_json; "
+              "t, h = generate_tasks(seed=3, n_train=260, n_heldout=26); "
+              "print(hashlib.sha256((dump_json(t) + dump_json(h)).encode()).hexdigest())")
+    digests = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                              cwd=REPO, env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+               for seed in ("1", "2")}
+    assert len(digests) == 1
 
 
 def test_default_generation_is_fast_and_counts_match():
@@ -122,6 +136,13 @@ def test_mutate_skips_nonblocking_assignments_loops_and_delays():
     sites = [code[start:end] for start, end, _ in mutation_sites(code)]
     assert sites == ["<="]    # only the comparison in parentheses
     assert mutate(code, random.Random(1)).count("(q < d)") == 1
+
+
+def test_mutate_leaves_compound_assignments_and_fill_literals_valid():
+    code = ("module m(input [4:0] q, output logic [4:0] n);\n    always @(*) begin\n        n = '1;\n"
+            "        n[2] ^= q[3];\n    end\nendmodule\n")
+    sites = {code[start:end]: options for start, end, options in mutation_sites(code)}
+    assert sites == {"'1": ["'0"], "2": ["1"], "3": ["2"]}
 
 
 def test_mutate_keeps_part_selects_ordered():

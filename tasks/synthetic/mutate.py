@@ -12,7 +12,7 @@ import random
 import re
 
 _TOKEN = re.compile(r"""
-    (?P<num>\d+\s*'[sS]?[bBoOdDhH]\s*[0-9a-fA-F_xXzZ?]+|'[bBoOdDhH][0-9a-fA-F_]+|\d[\d_]*)
+    (?P<num>\d+\s*'[sS]?[bBoOdDhH]\s*[0-9a-fA-F_xXzZ?]+|'[sS]?[bBoOdDhH][0-9a-fA-F_]+|'[01xXzZ]|\d[\d_]*)
   | (?P<id>[A-Za-z_$][\w$]*)
   | (?P<op>===|!==|==|!=|<=|>=|<<<|>>>|<<|>>|&&|\|\||~\^|\^~|~&|~\||->|\+:|-:|[-+*/%&|^~!<>?:=(){}\[\];,.\#@])
   | (?P<other>\S)
@@ -54,6 +54,8 @@ def _number_options(text: str, low: int = 0, high: int | None = None) -> list[st
                        value ^ (1 << (bits - 1))} - {value})
         spell = {2: "b", 8: "o", 10: "d", 16: "x"}[radix]
         return [f"{width or ''}'{signed}{base}{new:0{ndigits}{spell}}" for new in news]
+    if text in ("'0", "'1"):   # SystemVerilog fill literals
+        return ["'1" if text == "'0" else "'0"]
     if not re.fullmatch(r"\d[\d_]*", text):
         return []
     value = int(text.replace("_", ""))
@@ -111,6 +113,8 @@ def _number_bounds(tokens, i: int) -> tuple[int, int | None]:
         return 0, int(tokens[i - 2][1])               # lsb of [msb:lsb]
     if prev in ("+:", "-:") or nxt == "{":
         return 1, None                                # part-select width, replication count
+    if prev == "[" and nxt == "]" and tokens[i][1].isdigit() and int(tokens[i][1]) > 0:
+        return 0, int(tokens[i][1])                   # bit index: lower it, raising may leave the range
     return 0, None
 
 
@@ -129,6 +133,7 @@ def _body_sites(code: str, tokens) -> list[tuple[int, int, list[str]]]:
     sites, parens, brackets, in_decl = [], [], 0, False
     for i, (kind, text, start, end) in enumerate(tokens):
         prev = tokens[i - 1][1] if i else ";"
+        glued_next = tokens[i + 1][1] if i + 1 < len(tokens) and tokens[i + 1][2] == end else ""
         skipping = in_decl or "skip" in parens or prev == "#"
         if text in _DECLARATIONS:
             in_decl = True
@@ -146,7 +151,8 @@ def _body_sites(code: str, tokens) -> list[tuple[int, int, list[str]]]:
             low, high = _number_bounds(tokens, i) if brackets else (0, None)
             options = _number_options(text, low, high)
             sites += [(start, end, options)] if options else []
-        elif kind == "op" and text in _SWAPS and not (text == "<=" and not parens):
+        elif kind == "op" and text in _SWAPS and not (text == "<=" and not parens) \
+                and not (glued_next == "=" and text not in ("<=", ">=")):   # x ^= y, x <<= 1
             sites.append((start, end, list(_SWAPS[text])))
         elif kind == "op" and text in ("~", "!") and i + 1 < len(tokens) and tokens[i + 1][0] != "op" \
                 or text in ("~", "!") and tokens[i + 1][1] == "(":
