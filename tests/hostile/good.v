@@ -1,0 +1,3 @@
+module top_module(input [7:0] a, input [7:0] b, output [7:0] y);
+  assign y = a ^ b;
+endmodule
