@@ -70,7 +70,11 @@ class RunFolder:
     def create(cls, root: str | Path, name: str | None, kind: str) -> "RunFolder":
         """Make ``root/name`` (``<kind>-<timestamp>`` when ``name`` is None); refuse an existing one."""
         root = Path(root)
-        root.mkdir(parents=True, exist_ok=True)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"cannot use results directory {root} ({exc.strerror}); "
+                            f"choose another RESULTS_DIR") from None
         if name is not None and (not name or "/" in name or name.startswith(".")):
             raise UserError(f"run name {name!r} must be a plain folder name (no '/', not hidden)")
         path = root / (name or f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -78,7 +82,10 @@ class RunFolder:
             try:
                 path.mkdir()
                 break
-            except FileExistsError:
+            except OSError as exc:
+                if not isinstance(exc, FileExistsError):
+                    raise UserError(f"cannot create run folder {path} ({exc.strerror}); "
+                                    f"choose another RESULTS_DIR") from None
                 if name is not None:
                     raise UserError(f"run folder {path} already exists; choose another RUN name "
                                     f"or delete the folder") from None
