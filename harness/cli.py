@@ -6,6 +6,7 @@ traceback goes to a log file (never to the user's terminal in full) and the line
 """
 from __future__ import annotations
 
+import errno
 import importlib
 import os
 import sys
@@ -13,6 +14,9 @@ import tempfile
 import traceback
 
 from verilog_tools.errors import UserError
+
+# A full or read-only disk, a quota, a file-size limit: the user's to fix, not a bug.
+_STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
 
 COMMANDS = {
     "eval": ("harness.eval_cli", "main_eval", "score samples or a model on a benchmark"),
@@ -29,10 +33,13 @@ def _usage() -> str:
 
 def _log_traceback() -> str:
     log_dir = os.environ.get("ITERTL_LOG_DIR") or tempfile.gettempdir()
-    fd, path = tempfile.mkstemp(prefix="itertl-crash-", suffix=".log", dir=log_dir)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(" ".join(sys.argv) + "\n\n")
-        traceback.print_exc(file=fh)
+    try:
+        fd, path = tempfile.mkstemp(prefix="itertl-crash-", suffix=".log", dir=log_dir)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(" ".join(sys.argv) + "\n\n")
+            traceback.print_exc(file=fh)
+    except OSError as exc:   # the disk that failed the run may be the log's disk too
+        return f"(no log: {exc.strerror})"
     return path
 
 
@@ -59,11 +66,24 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished stages are kept; rerun the same command to resume", file=sys.stderr)
         return 130
-    except Exception as exc:  # a bug: keep the user's terminal readable, keep the evidence
+    except OSError as exc:
+        if exc.errno not in _STORAGE_ERRORS:
+            return _internal_error(exc)
         path = _log_traceback()
-        print(f"error: internal error ({type(exc).__name__}: {exc}); traceback in {path}",
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error: cannot write{where}: {exc.strerror or exc}; free disk space or choose another "
+              f"RESULTS_DIR (an unfinished run folder keeps its .incomplete marker; details in {path})",
               file=sys.stderr)
-        return 3
+        return 2
+    except Exception as exc:  # a bug
+        return _internal_error(exc)
+
+
+def _internal_error(exc: Exception) -> int:
+    """A bug: keep the user's terminal readable, keep the evidence."""
+    path = _log_traceback()
+    print(f"error: internal error ({type(exc).__name__}: {exc}); traceback in {path}", file=sys.stderr)
+    return 3
 
 
 if __name__ == "__main__":
