@@ -84,9 +84,12 @@ def training_source(cfg: TrainConfig, it: int) -> int:
     return 0 if cfg.restart else it - 1
 
 
-def reference_groups(records: list[TrainingRecord]) -> list[dict]:
-    """Warm-start data: each instruction with its reference as the only candidate (CE only)."""
-    return [{"id": r.id, "instruction": r.instruction, "header": r.header,
+def reference_groups(records: list[TrainingRecord], prompt) -> list[dict]:
+    """Warm-start data: each instruction with its reference as the only candidate (CE only).
+
+    ``prompt(record)`` is the text the model is asked with, the same at sampling and evaluation time.
+    """
+    return [{"id": r.id, "instruction": prompt(r), "header": r.header,
              "candidates": [{"text": r.reference, "source": "reference", "score": 1.0}]} for r in records]
 
 
@@ -183,7 +186,7 @@ def warmup_stage(run: RunFolder, cfg: TrainConfig, base: str) -> None:
     stage = f"{iter_dir(0)}/train"
     if _done(run, stage) or cfg.warmup_epochs <= 0:
         return
-    groups = reference_groups(load_records(run, "train"))
+    groups = reference_groups(load_records(run, "train"), stages.record_prompt)
     with stage_dir(run, iter_dir(0)) as tmp:
         stages.train_stage(cfg, base, None, groups, epochs=cfg.warmup_epochs,
                            learning_rate=cfg.warmup_learning_rate, seed=cfg.seed, out=tmp)

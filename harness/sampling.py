@@ -32,10 +32,13 @@ class SamplingConfig:
     max_new_tokens: int = field(default=512, metadata={"help": "generated tokens per completion at most"})
     batch_size: int = field(default=8, metadata={"help": "completions generated together in one batch"})
     seed: int = field(default=0, metadata={"help": "base seed; completion (i, j) uses a seed derived from it"})
+    kv_cache: str = field(default="static", metadata={"help": "KV cache of generate(): static | dynamic"})
     stop_at_endmodule: bool = field(
         default=True, metadata={"help": "stop each completion after its first `endmodule` and cut text after it"})
 
     def __post_init__(self) -> None:
+        if self.kv_cache not in ("static", "dynamic"):
+            raise ValueError(f"SamplingConfig.kv_cache must be 'static' or 'dynamic', got {self.kv_cache!r}")
         for name in ("num_samples", "max_new_tokens", "batch_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
                 raise ValueError(f"SamplingConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
@@ -104,6 +107,9 @@ def _generate_batch(model, tokenizer, prompts: list[str], seeds: list[int],
         max_new_tokens=cfg.max_new_tokens,
         pad_token_id=tokenizer.pad_token_id,
         eos_token_id=_eos_ids(model, tokenizer),
+        # A preallocated KV cache: the dynamic one re-concatenates every layer's cache at every step
+        # (about a fifth of the CPU time of a tiny model's generation, measured).
+        cache_implementation=None if cfg.kv_cache == "dynamic" else cfg.kv_cache,
     )
     processors = LogitsProcessorList()
     if cfg.temperature > 0:

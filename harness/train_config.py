@@ -79,6 +79,7 @@ class TrainConfig:
             ("top_p", 0 < self.top_p <= 1, "in (0, 1]"),
             ("temperature", self.temperature > 0, "> 0"),
             ("eval_n", self.eval_n >= 1, ">= 1"),
+            ("eval_temperature", self.eval_temperature >= 0, ">= 0 (0 = greedy)"),
             ("alpha", self.alpha >= 0, ">= 0"),
             ("margin", self.margin >= 0, ">= 0"),
             ("groups_per_batch", self.groups_per_batch >= 1, ">= 1"),
