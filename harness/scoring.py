@@ -105,14 +105,18 @@ def _apply_functional_scores(records, cands, cfg: ScoreConfig, workers: int, lim
 
     todo = [(r, c) for r, c in cands if c["status"] == COMPILED and records[r].testbench]
 
-    def run(item):
-        r, cand = item
-        rec = records[r]
-        return icarus.simulate(cand["text"], rec.testbench, top=rec.top or "tb",
-                               dut_module=rec.dut_module or "top_module", limits=limits)
+    def run(rec, design, expected=None):
+        return icarus.simulate(design, rec.testbench, top=rec.top or "tb",
+                               dut_module=rec.dut_module or "top_module", limits=limits,
+                               expected_samples=expected)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        results = list(pool.map(run, todo))
+        # As in the evaluator: the reference's own run fixes how many samples a passing design must
+        # cover, so a design that ends the simulation early cannot pass.
+        needed = sorted({r for r, _ in todo})
+        refs = dict(zip(needed, pool.map(lambda r: run(records[r], records[r].reference), needed)))
+        expected = {r: res.checks if res.passed or res.clean_tb_timeout else None for r, res in refs.items()}
+        results = list(pool.map(lambda item: run(records[item[0]], item[1]["text"], expected[item[0]]), todo))
     for (_, cand), result in zip(todo, results):
         cand["status"] = result.status
         if result.status == st.INFRA_ERROR:

@@ -67,6 +67,12 @@ def open_run(cfg: TrainConfig, args: argparse.Namespace) -> RunFolder:
         write_manifest(run, cfg.to_dict(), seeds={"seed": cfg.seed}, argv=["train", *sys.argv[2:]])
         return run
     manifest = path / "manifest.json"
+    state = path / "state.json"
+    if not manifest.is_file() and state.is_file() and not json.loads(state.read_text()).get("stages"):
+        # Killed between creating the folder and writing its manifest: nothing ran yet, start it here.
+        run = RunFolder.open(path)
+        write_manifest(run, cfg.to_dict(), seeds={"seed": cfg.seed}, argv=["train", *sys.argv[2:]])
+        return run
     if not manifest.is_file():
         raise UserError(f"{path} exists but is not a training run (no manifest.json); choose another RUN")
     old = json.loads(manifest.read_text()).get("config", {})

@@ -1,0 +1,64 @@
+"""The train command's run handling and config merging (no training here: see test_resume.py)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from harness import loop
+from harness.runs import RunFolder
+from harness.train_cli import open_run, parse_args
+from harness.train_config import TrainConfig, load_config
+from verilog_tools.errors import UserError
+
+
+def _args(tmp_path, *extra):
+    return parse_args(["--results-dir", str(tmp_path), "--run", "r", *extra])
+
+
+def test_folder_left_before_its_manifest_is_taken_over(tmp_path):
+    RunFolder.create(tmp_path, "r", "train").release()  # as if killed right after creating it
+    cfg, args = _args(tmp_path)
+    run = open_run(cfg, args)
+    assert json.loads((run.path / "manifest.json").read_text())["config"]["iters"] == cfg.iters
+    run.release()
+
+
+def test_resume_refuses_a_changed_config_but_allows_more_iterations(tmp_path):
+    cfg, args = _args(tmp_path, "--iters", "2")
+    open_run(cfg, args).release()
+    cfg3, args3 = _args(tmp_path, "--iters", "3")
+    open_run(cfg3, args3).release()
+    cfg_k, args_k = _args(tmp_path, "--iters", "3", "--k", "5")
+    with pytest.raises(UserError, match=r"another config \(k: 4 -> 5\)"):
+        open_run(cfg_k, args_k)
+    cfg1, args1 = _args(tmp_path, "--iters", "1")
+    with pytest.raises(UserError, match="ITERS can only grow"):
+        open_run(cfg1, args1)
+
+
+def test_paper_preset_needs_a_gpu_but_dry_run_prints_the_plan(capsys):
+    from harness.train_cli import check_device, main_train
+    cfg = load_config("paper")
+    with pytest.raises(UserError, match="needs a CUDA GPU"):
+        check_device(cfg)
+    assert main_train(["--preset", "paper", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "deepseek-ai/deepseek-coder-6.7b-instruct" in out and "sampled candidates: 81000" in out
+
+
+def test_static_mode_samples_from_iteration_zero_and_restart_trains_from_it():
+    it, st = TrainConfig(mode="iterative"), TrainConfig(mode="static", restart=True)
+    assert [loop.sampling_source(it, i) for i in (1, 2, 3)] == [0, 1, 2]
+    assert [loop.sampling_source(st, i) for i in (1, 2, 3)] == [0, 0, 0]
+    assert [loop.training_source(st, i) for i in (1, 2, 3)] == [0, 0, 0]
+    assert [loop.training_source(it, i) for i in (1, 2, 3)] == [0, 1, 2]
+
+
+def test_iteration_subsets_are_seeded_and_differ_between_iterations():
+    from tasks.records import TrainingRecord
+    recs = [TrainingRecord(id=f"r{i:03d}", instruction="x", header="", reference="", source="t")
+            for i in range(50)]
+    cfg = TrainConfig(instructions_per_iter=10)
+    a1, a2 = loop.iteration_subset(recs, cfg, 1), loop.iteration_subset(recs, cfg, 2)
+    assert len(a1) == 10 and a1 == loop.iteration_subset(recs, cfg, 1) and a1 != a2
