@@ -131,6 +131,20 @@ def make_prienc(rng: random.Random, level: int) -> Design:
 
 
 _ADDERS = {1: ("add", "sub"), 2: ("add_cout", "sub_borrow", "add_cin"), 3: ("add_cin_cout", "addsub")}
+# variant: (extra input, carry output, right-hand side, behaviour); {a} {b} {r} {w} {w1} filled in
+_ADDER_SPECS = {
+    "add": (None, None, "{a} + {b}", "{r} is the sum {a} + {b}, truncated to {w} bits (the carry is dropped)."),
+    "sub": (None, None, "{a} - {b}", "{r} is the difference {a} - {b} modulo 2^{w} (unsigned, wrapping)."),
+    "add_cout": (None, "cout", "{a} + {b}", "{{cout, {r}}} is the {w1}-bit unsigned sum {a} + {b}: {r} "
+                 "holds the low {w} bits and cout the carry out."),
+    "sub_borrow": (None, "borrow", "{a} - {b}", "{r} is {a} - {b} modulo 2^{w}, and borrow is 1 exactly "
+                   "when {a} < {b} (unsigned)."),
+    "add_cin": ("cin", None, "{a} + {b} + cin", "{r} is {a} + {b} + cin, truncated to {w} bits."),
+    "add_cin_cout": ("cin", "cout", "{a} + {b} + cin", "{{cout, {r}}} is the {w1}-bit unsigned sum "
+                     "{a} + {b} + cin: {r} holds the low {w} bits and cout the carry out."),
+    "addsub": ("sub", None, "sub ? {a} - {b} : {a} + {b}", "When sub is 0, {r} is {a} + {b}; when sub "
+               "is 1, {r} is {a} - {b}; both modulo 2^{w} (unsigned, wrapping)."),
+}
 
 
 def make_adder(rng: random.Random, level: int) -> Design:
@@ -138,26 +152,16 @@ def make_adder(rng: random.Random, level: int) -> Design:
     width = rng.randint(*{1: (2, 4), 2: (4, 8), 3: (8, 16)}[level])
     a, b = pick_inputs(rng, 2)
     res = "diff" if variant.startswith("sub") else pick(rng, ("sum", "s", "result"), (a, b))
+    extra_in, carry, rhs, text = _ADDER_SPECS[variant]
     ports = [Port(a, "input", width), Port(b, "input", width)]
-    extra_in = {"add_cin": "cin", "add_cin_cout": "cin", "addsub": "sub"}.get(variant)
     ports += [Port(extra_in, "input")] if extra_in else []
-    ports.append(Port(res, "output", width))
-    carry = {"add_cout": "cout", "add_cin_cout": "cout", "sub_borrow": "borrow"}.get(variant)
-    ports += [Port(carry, "output")] if carry else []
+    ports += [Port(res, "output", width)] + ([Port(carry, "output")] if carry else [])
+    names = {"a": a, "b": b, "r": res, "w": width, "w1": width + 1}
     lhs = f"{{{carry}, {res}}}" if carry else res
-    rhs = {"sub": f"{a} - {b}", "sub_borrow": f"{a} - {b}", "add_cin": f"{a} + {b} + cin",
-           "add_cin_cout": f"{a} + {b} + cin", "addsub": f"sub ? {a} - {b} : {a} + {b}"}.get(variant, f"{a} + {b}")
-    text = {"add": f"{res} is the sum {a} + {b}, truncated to {width} bits (the carry is dropped).",
-            "sub": f"{res} is the difference {a} - {b} modulo 2^{width} (unsigned, wrapping).",
-            "add_cout": f"{{cout, {res}}} is the {width + 1}-bit unsigned sum {a} + {b}: {res} holds the low {width} bits and cout the carry out.",
-            "sub_borrow": f"{res} is {a} - {b} modulo 2^{width}, and borrow is 1 exactly when {a} < {b} (unsigned).",
-            "add_cin": f"{res} is {a} + {b} + cin, truncated to {width} bits.",
-            "add_cin_cout": f"{{cout, {res}}} is the {width + 1}-bit unsigned sum {a} + {b} + cin: {res} holds the low {width} bits and cout the carry out.",
-            "addsub": f"When sub is 0, {res} is {a} + {b}; when sub is 1, {res} is {a} - {b}; both modulo 2^{width} (unsigned, wrapping)."}[variant]
-    summary = f"is a {width}-bit {'subtractor' if variant.startswith('sub') else 'adder'}"
-    summary = f"is a {width}-bit adder/subtractor" if variant == "addsub" else summary
-    return Design("adder", level, ("adder", variant, str(width)), describe(ports, rng, summary, text),
-                  tuple(ports), f"{INDENT}assign {lhs} = {rhs};\n",
+    kind = {"addsub": "adder/subtractor", "sub": "subtractor", "sub_borrow": "subtractor"}.get(variant, "adder")
+    return Design("adder", level, ("adder", variant, str(width)),
+                  describe(ports, rng, f"is a {width}-bit {kind}", text.format(**names)), tuple(ports),
+                  f"{INDENT}assign {lhs} = {rhs.format(**names)};\n",
                   stimulus=Stimulus(equal_pairs=((a, b),), walking=True))
 
 

@@ -83,10 +83,14 @@ def _stimulus_gen_seq(design: Design) -> list[str]:
                  f"@(negedge clk) {name} <= pattern[i];",
                  f"{I3}repeat ($random & 3) @(negedge clk) {name} <= $random;", f"{I2}end"]
     if stim.warmup:
-        body.append(f"{I2}repeat ({stim.warmup}) @(negedge clk) begin {' '.join(drive)} end")
-    step = " ".join(drive + [random_reset] if random_reset else drive)
-    body.append(f"{I2}repeat ({stim.cycles}) @(negedge clk) begin {step} end")
+        body.append(f"{I2}repeat ({stim.warmup}) @(negedge clk){_block(drive)}")
+    body.append(f"{I2}repeat ({stim.cycles}) @(negedge clk){_block(drive + [random_reset])}")
     return body
+
+
+def _block(statements: list[str]) -> str:
+    statements = [s for s in statements if s]
+    return f" begin {' '.join(statements)} end" if statements else ";"
 
 
 def stimulus_gen(design: Design) -> str:
