@@ -34,6 +34,16 @@ def rtlcoder_dir() -> Path:
     return _data_dir("RTLCODER_SMALL_DIR")
 
 
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """One torch thread: the test machines are shared, and one is also faster for models this small."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def pytest_collection_modifyitems(config, items):
     try:
         import torch

@@ -32,13 +32,7 @@ def verilog_corpus(n: int = 60) -> list[str]:
     return texts
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # The test machines are shared; one thread is also faster than two for models this small.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 @pytest.fixture(scope="module")
