@@ -15,7 +15,7 @@
 # Sources index (trixie, signed) lists this sha256 for the orig tarball, and Homebrew's and Spack's
 # recipes pin the same sha256 for the GitHub URL. Any archive whose sha256 differs is rejected.
 #
-# Build: dependencies via apt only when missing; configure + make in a temp dir outside the repo,
+# Build: dependencies via apt only when missing; configure + make in-tree in a temp dir outside the repo,
 # `make install DESTDIR=<staging>`, a compile-and-simulate smoke test of the staged copy, then a
 # rename into place (same filesystem), so a killed build never leaves a half-installed prefix.
 #
@@ -120,12 +120,13 @@ build_into_prefix() {
     trap 'rm -rf "$work" "$stage"' EXIT
     tar -xzf "$archive" -C "$work"
     (cd "$work/iverilog-12_0" && sh autoconf.sh >/dev/null)
-    mkdir "$work/build"
     say "building iverilog $VERSION in $work (JOBS=${JOBS:-$(nproc)}; a few minutes)"
-    (cd "$work/build" && ../iverilog-12_0/configure --prefix="$prefix" >configure.log \
-        && make -j"${JOBS:-$(nproc)}" >make.log 2>&1 \
+    # In-tree, as upstream documents: an out-of-tree parallel build once linked ivlpp before its
+    # objects existed. A failed parallel make is retried serially before giving up.
+    (cd "$work/iverilog-12_0" && ./configure --prefix="$prefix" >configure.log \
+        && { make -j"${JOBS:-$(nproc)}" >make.log 2>&1 || make >make-serial.log 2>&1; } \
         && make install DESTDIR="$stage" >install.log 2>&1) \
-        || { trap 'rm -rf "$stage"' EXIT; die "iverilog build failed; logs in $work/build"; }
+        || { trap 'rm -rf "$stage"' EXIT; die "iverilog build failed; logs in $work/iverilog-12_0"; }
     smoke_test "$stage$prefix"
     echo "$stamp_text" >"$stage$prefix/.itertl-stamp"
     old=""
