@@ -121,8 +121,10 @@ build_into_prefix() {
     tar -xzf "$archive" -C "$work"
     (cd "$work/iverilog-12_0" && sh autoconf.sh >/dev/null)
     say "building iverilog $VERSION in $work (JOBS=${JOBS:-$(nproc)}; a few minutes)"
-    # In-tree, as upstream documents: an out-of-tree parallel build once linked ivlpp before its
-    # objects existed. A failed parallel make is retried serially before giving up.
+    # Called from `make tools`: the caller's MAKEFLAGS (--no-builtin-rules, ...) must not reach
+    # iverilog's own Makefiles, which rely on make's built-in %.o: %.c rule (ivlpp does).
+    unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES
+    # In-tree, as upstream documents; a failed parallel make is retried serially before giving up.
     (cd "$work/iverilog-12_0" && ./configure --prefix="$prefix" >configure.log \
         && { make -j"${JOBS:-$(nproc)}" >make.log 2>&1 || make >make-serial.log 2>&1; } \
         && make install DESTDIR="$stage" >install.log 2>&1) \
