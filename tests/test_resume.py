@@ -135,6 +135,36 @@ def test_train_killed_and_resumed_equals_uninterrupted(tmp_path, baseline, seed)
 
 
 @pytest.mark.slow
+def test_killed_during_iteration_2_training_resumes_without_redoing_iteration_1(tmp_path, baseline):
+    """Issue 4's acceptance: kill `train --iters 2` while iteration 2 trains, then rerun it."""
+    config = micro_config(tmp_path)
+    results = tmp_path / "results"
+    argv = train_argv(results, "t", config)
+    run = results / "t"
+    proc = start(argv)
+    deadline = time.monotonic() + 900
+    while proc.poll() is None and "iter-02/score" not in done_stages(run) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    while proc.poll() is None and not (run / "iter-02" / "train.out.tmp").exists() \
+            and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before iteration 2's training could be interrupted"
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert "iter-02/train" not in done_stages(run)
+    check_done_outputs(run)
+    iteration_1 = {k: v for k, v in output_mtimes(run).items() if k.startswith(("iter-00", "iter-01"))}
+    assert any(k.startswith("iter-01/model") for k in iteration_1)
+    finish(argv)
+    after = output_mtimes(run)
+    assert {k: after[k] for k in iteration_1} == iteration_1, "iteration 1 was recomputed"
+    assert not list(run.rglob("*.tmp")), "a half-written stage folder was left behind"
+    check_done_outputs(run)
+    assert not (run / ".incomplete").exists()
+    compare_with_baseline(run, baseline)
+
+
+@pytest.mark.slow
 def test_extend_a_finished_run(tmp_path, baseline):
     import shutil
     run = tmp_path / "results" / "base"
