@@ -31,7 +31,7 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
-from harness.runs import RunFolder, atomic_write_json, atomic_write_jsonl
+from harness.runs import RunFolder, atomic_write_json
 from harness.train_config import TrainConfig
 from tasks.records import TrainingRecord
 
@@ -133,10 +133,6 @@ def format_table(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(cell(r.get(c)) for c in cols) + " |" for r in rows]
     return "\n".join(lines)
-
-
-def write_groups(path: Path, rows: list[dict]) -> None:
-    atomic_write_jsonl(path, rows)
 
 
 def _done(run: RunFolder, stage: str) -> bool:

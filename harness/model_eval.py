@@ -40,9 +40,8 @@ def _run_model(run: Path, iteration: int | None) -> ResolvedModel:
 
 def resolve_model(spec: str) -> ResolvedModel:
     """Where the weights of ``spec`` are; a one-line UserError when they cannot be found offline."""
-    run_part, _, it = spec.rpartition(":") if ":" in spec and Path(spec.rpartition(":")[0]).is_dir() \
-        else (spec, "", "")
-    path = Path(run_part)
+    head, sep, it = spec.rpartition(":")
+    path, it = (Path(head), it) if sep and Path(head).is_dir() else (Path(spec), "")
     if (path / "manifest.json").is_file() and (path / "state.json").is_file():
         if it and not it.isdigit():
             raise UserError(f"MODEL={spec}: the iteration after ':' must be a number")

@@ -11,7 +11,6 @@ Training prompts and evaluation prompts come from the same `tasks.prompts.build_
 from __future__ import annotations
 
 import json
-import logging
 import os
 from pathlib import Path
 
@@ -20,8 +19,6 @@ from tasks.problem import Problem
 from tasks.prompts import build_prompt
 from tasks.records import TrainingRecord
 from verilog_tools.text import module_names
-
-log = logging.getLogger(__name__)
 
 
 def record_to_problem(rec: TrainingRecord) -> Problem:
@@ -60,9 +57,9 @@ def sample_stage(cfg: TrainConfig, base: str, weights: str | None, records: list
     model = load_model(mcfg, adapter_path=weights, trainable=False)
     scfg = SamplingConfig(num_samples=cfg.k - 1, temperature=cfg.temperature, top_p=cfg.top_p,
                           max_new_tokens=cfg.max_new_tokens, batch_size=cfg.sample_batch_size, seed=seed)
-    prompts = [format_prompt(tokenizer, record_prompt(r)) for r in records]
-    texts = sample_completions(model, tokenizer, prompts, scfg)
-    rows = [{"id": r.id, "instruction": record_prompt(r), "samples": t} for r, t in zip(records, texts)]
+    instructions = [record_prompt(r) for r in records]
+    texts = sample_completions(model, tokenizer, [format_prompt(tokenizer, i) for i in instructions], scfg)
+    rows = [{"id": r.id, "instruction": i, "samples": t} for r, i, t in zip(records, instructions, texts)]
     atomic_write_text(out, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
