@@ -1,7 +1,8 @@
 """Score each instruction's K candidates (K-1 sampled + the reference) for ITERTL's ranking loss.
 
 Paper mode (ITERTL, arXiv 2407.12022): the reference gets ``reference_score``; a sampled candidate with
-more than one module gets ``multi_module_score``; one that ``iverilog -t null`` rejects (or with no
+more than one module gets ``multi_module_score`` (unless ``multi_module_penalty`` is off: the no-filter
+ablation); one that ``iverilog -t null`` rejects (or with no
 extractable code) gets ``syntax_fail_score``; one that compiles gets its Rouge-L F-measure against the
 reference. Functional mode (records with a testbench) refines only the compiling candidates: passing
 the testbench gives ``functional_pass_score``, anything else the paper score times
@@ -39,6 +40,8 @@ class ScoreConfig:
     mode: str = _f("paper", "paper: multi-module / syntax / Rouge-L; functional: testbench pass first")
     reference_score: float = _f(1.0, "score of the reference answer")
     multi_module_score: float = _f(-1.0, "score of a sampled candidate with more than one module")
+    multi_module_penalty: bool = _f(True, "give multi-module candidates multi_module_score (the paper's "
+                                          "filter); False scores them like any other candidate")
     syntax_fail_score: float = _f(0.0, "score of a candidate that does not compile or has no code")
     functional_pass_score: float = _f(1.0, "functional mode: score of a candidate passing its testbench")
     functional_scale: float = _f(0.9, "functional mode: factor on the paper score of a compiling, failing one")
@@ -69,7 +72,8 @@ def score_groups(records, sampled_texts: list[list[str]], cfg: ScoreConfig, work
             cands.append((r, {"text": code if code is not None else raw, "source": "model",
                               "modules": modules, "syntax_ok": None, "rouge_l": None, "score": None,
                               "status": st.NO_CODE if code is None else None}))
-    to_check = [c for _, c in cands if c["status"] is None and c["modules"] <= 1]
+    to_check = [c for _, c in cands if c["status"] is None
+                and (c["modules"] <= 1 or not cfg.multi_module_penalty)]
     for cand, result in zip(to_check, icarus.check_syntax_many([c["text"] for c in to_check], workers,
                                                                    **_limits_kw(limits))):
         cand["syntax_ok"] = bool(result.ok)

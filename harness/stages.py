@@ -71,7 +71,7 @@ def score_stage(cfg: TrainConfig, records: list[TrainingRecord], candidates: lis
 
     by_id = {r.id: r for r in records}
     recs = [by_id[row["id"]] for row in candidates]
-    scfg = ScoreConfig(mode=cfg.score)
+    scfg = ScoreConfig(mode=cfg.score, multi_module_penalty=cfg.filter)
     rows = score_groups(recs, [row["samples"] for row in candidates], scfg, workers=workers(cfg))
     for row, cand in zip(rows, candidates):
         row["instruction"] = cand["instruction"]  # the prompt the model was trained and sampled with

@@ -36,7 +36,8 @@ class TrainConfig:
     lora_alpha: int = _f(32, "LoRA alpha")
     lora_dropout: float = _f(0.05, "LoRA dropout")
     data: str = _f("synthetic", "training data: synthetic | resyn27k | path to a JSONL file")
-    filter: bool = _f(True, "drop multi-module and non-compiling references (the paper's filter)")
+    filter: bool = _f(True, "the paper's filter: drop multi-module and non-compiling references and score "
+                            "multi-module candidates -1 (False: the no-filter ablation)")
     iters: int = _f(7, "number of ITERTL iterations after the warm start (the paper runs 7)")
     mode: str = _f("iterative", "iterative: sample from the current model; static: always from the start model")
     restart: bool = _f(False, "retrain every iteration from the warm-start weights instead of continuing")

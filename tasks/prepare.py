@@ -47,6 +47,9 @@ class DataConfig:
                                      "or ~/.cache/itertl")
     synthetic_train: int = _f(2000, "number of synthetic training tasks (data=synthetic)")
     synthetic_heldout: int = _f(200, "number of synthetic held-out tasks (data=synthetic)")
+    synthetic_multi_module: float = _f(0.1, "data=synthetic: extra training rows, as a share of "
+                                            "synthetic_train, whose reference is split into a helper module "
+                                            "and a wrapper (what the paper's filter drops)")
 
     def __post_init__(self) -> None:
         if not isinstance(self.data, str) or not self.data.strip():
@@ -57,6 +60,9 @@ class DataConfig:
             raise UserError(f"config field limit must be a positive integer or unset, got {self.limit}")
         if int(self.workers) < 1:
             raise UserError(f"config field workers must be >= 1, got {self.workers}")
+        if not 0.0 <= float(self.synthetic_multi_module) <= 1.0:
+            raise UserError("config field synthetic_multi_module must be in [0, 1], "
+                            f"got {self.synthetic_multi_module}")
         for name in ("synthetic_train", "synthetic_heldout"):
             if int(getattr(self, name)) < 0:
                 raise UserError(f"config field {name} must be >= 0, got {getattr(self, name)}")
@@ -155,15 +161,23 @@ def filter_examples(examples: list[CleanExample], cfg: DataConfig, dropped: dict
 
 
 def _synthetic_records(cfg: DataConfig) -> tuple[dict[str, list[TrainingRecord]], dict]:
-    from tasks.synthetic import generate_tasks, to_records
+    """Generated tasks plus their two-module variants; the filter drops the variants.
+
+    The variants are extra rows (the single-module originals stay), so with the filter on the
+    training set is exactly the generated one. Synthetic references compile by construction (a test
+    checks every one), so the syntax filter has nothing to drop here and is not run.
+    """
+    from tasks.synthetic import generate_tasks, multi_module_extras, to_records
 
     train, heldout = generate_tasks(cfg.seed, cfg.synthetic_train, cfg.synthetic_heldout)
     if cfg.limit:
         train = train[:cfg.limit]
-    heldout_records = to_records(heldout, split="heldout")
-    summary = {"data": "synthetic", "source_files": [], "rows_in": len(train) + len(heldout),
-               "dropped": {}, "limit": cfg.limit, "filter": False, "syntax_filter": False}
-    return {"train": to_records(train, split="train"), "heldout": heldout_records}, summary
+    extras = multi_module_extras(train, cfg.synthetic_multi_module, cfg.seed)
+    dropped = {"multi_module": len(extras) if cfg.filter else 0, "syntax": 0, "syntax_unchecked": 0}
+    rows = train if cfg.filter else train + extras
+    summary = {"data": "synthetic", "source_files": [], "rows_in": len(train) + len(extras) + len(heldout),
+               "dropped": dropped, "limit": cfg.limit, "filter": cfg.filter, "syntax_filter": False}
+    return {"train": to_records(rows, split="train"), "heldout": to_records(heldout, split="heldout")}, summary
 
 
 def _decontaminate(cfg: DataConfig, splits: dict[str, list[TrainingRecord]], summary: dict) -> list:

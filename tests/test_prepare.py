@@ -212,3 +212,20 @@ def test_real_rtlcoder_small_full_pipeline(tmp_path, rtlcoder_dir, v1_dir, v2_di
     assert summary["decontamination"]["status"] == "done"
     assert out["train"] > 1000 and 5 <= out["valid"] <= 60
     print(f"\nrtlcoder-small 7b: {json.dumps(dropped)} out={out} in {seconds:.1f}s")
+
+
+def test_synthetic_filter_drops_exactly_the_two_module_variants(tmp_path, monkeypatch):
+    monkeypatch.setattr(prepare, "load_benchmark_problems", lambda: BenchmarkLoad([], [], {"x": "offline"}))
+    base = dict(data="synthetic", synthetic_train=40, synthetic_heldout=5, valid_fraction=0.0)
+    on = prepare_data(DataConfig(**base), tmp_path / "on")
+    off = prepare_data(DataConfig(**base, filter=False), tmp_path / "off")
+    none = prepare_data(DataConfig(**base, synthetic_multi_module=0.0, filter=False), tmp_path / "none")
+    assert on.summary["dropped"]["multi_module"] == 4 and off.summary["dropped"]["multi_module"] == 0
+    assert on.hashes["train"] == none.hashes["train"]       # the filter removes only the variants
+    assert on.hashes["heldout"] == off.hashes["heldout"]
+    extra = {r["id"] for r in read_rows(tmp_path / "off" / "train.jsonl")} - \
+        {r["id"] for r in read_rows(tmp_path / "on" / "train.jsonl")}
+    rows = {r["id"]: r for r in read_rows(tmp_path / "off" / "train.jsonl")}
+    assert len(extra) == 4 and all(rows[i]["reference"].count("endmodule") == 2 for i in extra)
+    with pytest.raises(UserError, match="synthetic_multi_module"):
+        DataConfig(data="synthetic", synthetic_multi_module=2)

@@ -61,6 +61,11 @@ def test_paper_scores(icarus):
     custom = ScoreConfig(multi_module_score=-2.0, syntax_fail_score=-0.5, reference_score=3.0)
     (row,) = score_groups([_record()], [[MULTI, BROKEN]], custom)
     assert [c["score"] for c in row["candidates"]] == [-2.0, -0.5, 3.0]
+    # no-filter ablation: a multi-module candidate is checked and scored like any other
+    (row,) = score_groups([_record()], [[MULTI]], ScoreConfig(multi_module_penalty=False))
+    multi = row["candidates"][0]
+    assert multi["modules"] == 2 and multi["status"] == "ok" and multi["syntax_ok"] is True
+    assert multi["score"] == pytest.approx(rouge_l(REFERENCE, multi["text"]), abs=1e-12)
 
 
 def test_tool_failure_is_unscorable_not_zero(icarus, monkeypatch):

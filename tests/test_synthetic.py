@@ -204,3 +204,22 @@ def test_every_reference_passes_and_mutants_are_caught(default_set, tools_dir, m
     results = _simulate_all([p for p, _ in mutated], [m for _, m in mutated])
     caught = sum(r.status == "mismatch" for r in results)   # no mutant (None) counts as missed
     assert caught >= 0.95 * len(problems), f"mutation kill rate {caught}/{len(problems)}"
+
+
+def test_multi_module_variants_pass_their_testbench_and_hold_two_modules(default_set):
+    from tasks.synthetic import multi_module_extras
+    from verilog_tools.text import count_modules
+
+    train, _ = default_set
+    one_per_family = list({p.meta["family"]: p for p in train}.values())
+    extras = multi_module_extras(one_per_family, 1.0, seed=0)
+    assert [p.task_id for p in extras] == [f"{p.task_id}-mm" for p in one_per_family]
+    assert all(count_modules(p.reference) == 2 for p in extras)
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda p: simulate(p.reference, p.testbench, top="tb", dut_module="top_module"),
+                                extras))
+    assert [p.task_id for p, r in zip(extras, results) if not r.passed] == []
+    assert len(multi_module_extras(train, 0.1, seed=0)) == 200
+    assert multi_module_extras(train, 0.1, seed=0) == multi_module_extras(train, 0.1, seed=0)
+    with pytest.raises(UserError, match="share"):
+        multi_module_extras(train, 1.5, seed=0)

@@ -11,6 +11,8 @@ import functools
 import json
 import os
 import random
+import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -132,6 +134,38 @@ def to_records(problems: list[Problem], split: str | None = None) -> list[Traini
                            source="synthetic", testbench=p.testbench, top=p.top,
                            dut_module=p.dut_module, split=split or p.meta.get("split", "train"))
             for p in problems]
+
+
+_PORT = re.compile(r"^\s*(input|output)(?:\s+reg)?(\s*\[\d+:0\])?\s+(\w+)\s*,?\s*$")
+
+
+def multi_module_variant(problem: Problem) -> Problem:
+    """The same task with its reference split into ``<top>_core`` and a wrapper that instantiates it.
+
+    Functionally identical (the testbench passes it), but it holds two modules: the kind of reference
+    the paper's filter drops from RTLCoder's data. Relies on the synthetic house style (one ANSI port
+    per header line).
+    """
+    lines = problem.header.splitlines()
+    ports = [m.groups() for m in map(_PORT.match, lines[1:-1])]
+    if not lines or any(m is None for m in ports):
+        raise ValueError(f"{problem.task_id}: header is not in the synthetic house style")
+    top = problem.dut_module
+    core = problem.reference.replace(f"module {top}(", f"module {top}_core(", 1)
+    decls = ",\n".join(f"    {d}{w or ''} {n}" for d, w, n in ports)
+    conns = ", ".join(f".{n}({n})" for _, _, n in ports)
+    wrapper = f"module {top}(\n{decls}\n);\n    {top}_core core({conns});\nendmodule\n"
+    return replace(problem, task_id=f"{problem.task_id}-mm", reference=f"{core}\n{wrapper}",
+                   meta={**problem.meta, "multi_module": True})
+
+
+def multi_module_extras(problems: list[Problem], share: float, seed: int) -> list[Problem]:
+    """Two-module variants of a seeded ``share`` of ``problems`` (extra rows; the originals stay)."""
+    if not 0.0 <= share <= 1.0:
+        raise UserError(f"multi-module share must be in [0, 1], got {share}")
+    rng = random.Random(f"multi-module:{seed}")
+    picked = sorted(rng.sample(range(len(problems)), round(share * len(problems))))
+    return [multi_module_variant(problems[i]) for i in picked]
 
 
 def dump_json(problems: list[Problem]) -> str:
