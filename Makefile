@@ -41,6 +41,10 @@ EVAL_BENCH ?=
 DRY_RUN ?=
 CONFIG ?=
 PYTEST_ARGS ?=
+RUNS ?=
+JOBS ?=
+ONLY ?=
+SCALE ?=
 
 # $(call flag,--name,VALUE) renders "--name VALUE" only when VALUE is set.
 flag = $(if $(strip $(2)),$(1) $(2),)
@@ -61,7 +65,14 @@ TRAIN_FLAGS = $(call flag,--iters,$(ITERS)) $(call flag,--preset,$(PRESET)) $(ca
   $(call flag,--config,$(CONFIG)) $(call flag,--limit,$(LIMIT)) \
   $(if $(filter 1 yes true,$(RESTART)),--restart,) $(if $(filter 1 yes true,$(DRY_RUN)),--dry-run,)
 
-.PHONY: help install eval data train test test-all lint
+ABLATION_FLAGS = $(call flag,--iters,$(ITERS)) $(call flag,--preset,$(PRESET)) $(call flag,--config,$(CONFIG)) \
+  $(call flag,--run,$(RUN)) $(call flag,--seed,$(SEED)) $(call flag,--jobs,$(JOBS)) $(call flag,--data,$(DATA)) \
+  $(call flag,--eval-bench,$(EVAL_BENCH)) $(call flag,--limit,$(LIMIT))
+
+BENCH_FLAGS = $(call flag,--run,$(RUN)) $(call flag,--only,$(ONLY)) $(call flag,--scale,$(SCALE)) \
+  $(call flag,--workers,$(WORKERS))
+
+.PHONY: help install eval data train test test-all lint report compare ablation bench
 
 help: ## list the targets and what they do
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN {FS = ":.*## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -76,7 +87,8 @@ $(VENV)/.itertl-installed: pyproject.toml
 	touch $@
 
 # Every job needs the Python environment and the simulator; both steps do nothing once done.
-eval data train test test-all: $(INSTALLED) | tools
+eval data train test test-all ablation bench: $(INSTALLED) | tools
+report compare: $(INSTALLED)
 
 eval: ## score samples (SAMPLES=) or a model (MODEL=reference|path|run folder) on BENCH= into results/RUN
 	$(ITERTL) eval $(EVAL_FLAGS)
@@ -86,6 +98,18 @@ data: ## prepare a training set (DATA=synthetic|resyn27k|path, FILTER=0|1) into 
 
 train: ## run ITERTL iterations (ITERS=7 PRESET=tiny-cpu|paper MODE=iterative|static ...) into results/RUN
 	$(ITERTL) train $(TRAIN_FLAGS)
+
+report: ## rebuild report.md and the plots of a run folder (RUN=results/NAME or NAME)
+	$(ITERTL) report $(if $(strip $(RUN)),$(RUN),$(error set RUN=<run folder>))
+
+compare: ## put several runs side by side (RUNS="a b ...") in a new results/compare-* folder
+	$(ITERTL) compare $(if $(strip $(RUNS)),$(RUNS),$(error set RUNS="<run> <run> ..."))
+
+ablation: ## the paper's grid {iterative,static} x {filter on,off} on the preset (JOBS= arms in parallel)
+	$(ITERTL) ablation $(ABLATION_FLAGS)
+
+bench: ## speed and memory against the obvious baselines (ONLY=name,... SCALE=full|small) into results/RUN
+	$(ITERTL) bench $(BENCH_FLAGS)
 
 test: ## run the default test suite (fast; no slow or GPU tests)
 	$(PYTHON) -m pytest -m "not slow and not gpu" $(PYTEST_ARGS)

@@ -22,6 +22,10 @@ COMMANDS = {
     "eval": ("harness.eval_cli", "main_eval", "score samples or a model on a benchmark"),
     "data": ("harness.data_cli", "main_data", "prepare a training data set"),
     "train": ("harness.train_cli", "main_train", "run ITERTL iterations"),
+    "report": ("harness.report_cli", "main_report", "rebuild a run's report.md and plots"),
+    "compare": ("harness.report_cli", "main_compare", "put several runs side by side"),
+    "ablation": ("harness.ablation", "main_ablation", "run the paper's {iterative,static} x {filter on,off} grid"),
+    "bench": ("harness.bench.cli", "main_bench", "measure speed and memory against baselines"),
 }
 
 
