@@ -76,7 +76,10 @@ def open_run(cfg: TrainConfig, args: argparse.Namespace) -> RunFolder:
     if not manifest.is_file():
         raise UserError(f"{path} exists but is not a training run (no manifest.json); choose another RUN")
     old = json.loads(manifest.read_text()).get("config", {})
-    changed = sorted(k for k, v in cfg.to_dict().items() if old.get(k) != v and k not in RESUMABLE_CHANGES)
+    # A field added to TrainConfig after the run started counts as its default (what the run used).
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    changed = sorted(k for k, v in cfg.to_dict().items()
+                     if old.get(k, defaults[k]) != v and k not in RESUMABLE_CHANGES)
     if changed:
         diff = ", ".join(f"{k}: {old.get(k)!r} -> {getattr(cfg, k)!r}" for k in changed)
         raise UserError(f"run {path} was started with another config ({diff}); "

@@ -37,6 +37,18 @@ def test_resume_refuses_a_changed_config_but_allows_more_iterations(tmp_path):
         open_run(cfg1, args1)
 
 
+def test_a_run_from_before_a_new_config_field_still_resumes(tmp_path):
+    cfg, args = _args(tmp_path, "--iters", "2")
+    run = open_run(cfg, args)
+    manifest = json.loads((run.path / "manifest.json").read_text())
+    del manifest["config"]["margin"]          # as written by a version without that field
+    run.write_json("manifest.json", manifest)
+    run.release()
+    open_run(*_args(tmp_path, "--iters", "2")).release()
+    with pytest.raises(UserError, match=r"another config \(margin: None -> 0.5\)"):
+        open_run(*_args(tmp_path, "--iters", "2", "--margin", "0.5"))
+
+
 def test_paper_preset_needs_a_gpu_but_dry_run_prints_the_plan(capsys):
     from harness.train_cli import check_device, main_train
     cfg = load_config("paper")

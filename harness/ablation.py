@@ -1,0 +1,222 @@
+"""`python -m harness ablation` (`make ablation`): the paper's first experiments on the current preset.
+
+Four arms, {iterative, static} x {filter on, off}, each a complete `python -m harness train` run with
+the same preset, seed, instructions per iteration, K and training steps, so they differ only in where
+the candidates come from (the current model or the warm start) and in the filter (multi-module and
+non-compiling references dropped, multi-module candidates scored -1; off: neither). The arms run as
+separate processes, ``jobs`` at a time, in ``<run>/arms/<arm>/`` with their logs beside them.
+
+When every arm has finished, ``ablation.md`` / ``ablation.json`` hold held-out pass@1 per iteration
+for each arm, and the comparison report (``compare.md``, ``compare_pass_at_1.png``) plots it. A rerun
+with the same RUN resumes unfinished arms (each resumes at its first unfinished stage) and rebuilds
+the table; an arm that fails stops the ablation with its log named, and the folder stays incomplete.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from harness.runs import RunFolder, write_manifest
+from harness.train_config import load_config
+from verilog_tools.config import option as _f
+from verilog_tools.errors import UserError
+
+ARMS = (("iterative", True), ("static", True), ("iterative", False), ("static", False))
+
+
+@dataclass
+class AblationConfig:
+    preset: str = _f("tiny-cpu", "preset of every arm (harness/presets/*.yaml)")
+    config: str | None = _f(None, "a YAML of config fields applied to every arm after the preset")
+    iters: int | None = _f(None, "iterations per arm (default: the preset's)")
+    seed: int | None = _f(None, "seed of every arm (default: the preset's)")
+    data: str | None = _f(None, "training data of every arm (default: the preset's)")
+    eval_bench: str | None = _f(None, "held-out benchmark of every arm (default: the preset's)")
+    limit: int | None = _f(None, "first N training instructions only (a smoke run)")
+    jobs: int = _f(0, "arms run at the same time (0 = one per core / torch thread, at most 4; 1 on a GPU preset)")
+
+    def __post_init__(self) -> None:
+        if self.jobs < 0:
+            raise UserError(f"config field jobs={self.jobs} is invalid: must be >= 0 (0 = automatic)")
+
+    def overrides(self) -> dict:
+        return {k: v for k, v in (("iters", self.iters), ("seed", self.seed), ("data", self.data),
+                                  ("eval_bench", self.eval_bench), ("limit", self.limit)) if v is not None}
+
+
+def arm_name(mode: str, filter_on: bool) -> str:
+    return f"{mode}-filter-{'on' if filter_on else 'off'}"
+
+
+def arm_label(mode: str, filter_on: bool) -> str:
+    return f"{mode}, filter {'on' if filter_on else 'off'}"
+
+
+def arm_argv(cfg: AblationConfig, arms_dir: Path, mode: str, filter_on: bool, workers: int) -> list[str]:
+    """The `harness train` command line of one arm (the same for a first run and a resume)."""
+    argv = [sys.executable, "-m", "harness", "train", "--preset", cfg.preset, "--run", arm_name(mode, filter_on),
+            "--results-dir", str(arms_dir), "--mode", mode, "--filter", "1" if filter_on else "0",
+            "--workers", str(workers)]
+    if cfg.config:
+        argv += ["--config", str(Path(cfg.config).resolve())]
+    for name, value in cfg.overrides().items():
+        argv += [f"--{name.replace('_', '-')}", str(value)]
+    return argv
+
+
+def auto_jobs(cfg: AblationConfig, train_cfg) -> int:
+    if cfg.jobs:
+        return min(cfg.jobs, len(ARMS))
+    if train_cfg.requires_gpu:
+        return 1
+    cores = os.cpu_count() or 1
+    return max(1, min(len(ARMS), cores // max(1, train_cfg.torch_threads or cores)))
+
+
+def stages_done(arm_dir: Path) -> int:
+    try:
+        return sum(1 for s in json.loads((arm_dir / "state.json").read_text())["stages"].values() if s.get("done"))
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def run_arms(cfg: AblationConfig, arms_dir: Path, jobs: int, total_stages: int) -> dict[str, int]:
+    """Run the unfinished arms, ``jobs`` at a time; returns each launched arm's exit code."""
+    from tqdm import tqdm
+
+    arms_dir.mkdir(exist_ok=True)
+    todo = [(m, f) for m, f in ARMS
+            if not ((arms_dir / arm_name(m, f)).is_dir() and not (arms_dir / arm_name(m, f) / ".incomplete").exists())]
+    workers = max(1, (os.cpu_count() or 1) // jobs)
+    running: dict[str, subprocess.Popen] = {}
+    codes: dict[str, int] = {}
+    bar = tqdm(total=total_stages * len(ARMS), desc="ablation stages", unit="stage")
+    try:
+        while todo or running:
+            while todo and len(running) < jobs:
+                mode, filter_on = todo.pop(0)
+                name = arm_name(mode, filter_on)
+                log = open(arms_dir / f"{name}.log", "a", encoding="utf-8")
+                running[name] = subprocess.Popen(arm_argv(cfg, arms_dir, mode, filter_on, workers), stdout=log,
+                                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                                 start_new_session=True)
+                log.close()
+                tqdm.write(f"started arm {name} (log: {arms_dir / f'{name}.log'})")
+            time.sleep(2)
+            for name, proc in list(running.items()):
+                if proc.poll() is not None:
+                    codes[name] = proc.returncode
+                    del running[name]
+                    tqdm.write(f"arm {name} {'finished' if proc.returncode == 0 else f'FAILED (exit {proc.returncode})'}")
+            bar.n = sum(stages_done(arms_dir / arm_name(m, f)) for m, f in ARMS)
+            bar.refresh()
+    except BaseException:
+        for proc in running.values():  # each arm is its own process group: stop it whole
+            try:
+                os.killpg(proc.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+        for proc in running.values():
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    finally:
+        bar.close()
+    return codes
+
+
+def pass_at_1_table(arms_dir: Path) -> tuple[list[dict], str]:
+    """Rows {iteration, <arm label>: pass@1} from each arm's summary.json, and their Markdown table."""
+    series = {}
+    for mode, filter_on in ARMS:
+        summary = json.loads((arms_dir / arm_name(mode, filter_on) / "summary.json").read_text())
+        series[arm_label(mode, filter_on)] = {r["iteration"]: r.get("pass@1") for r in summary["iterations"]}
+    iterations = sorted({i for s in series.values() for i in s})
+    rows = [{"iteration": i, **{label: s.get(i) for label, s in series.items()}} for i in iterations]
+
+    def cell(v):
+        return "-" if v is None else f"{v:.3f}"
+    head = ["iteration", *series]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join([str(r["iteration"])] + [cell(r[label]) for label in series]) + " |" for r in rows]
+    last = {label: s.get(iterations[-1]) for label, s in series.items()}
+    best = {label: max((v for v in s.values() if v is not None), default=None) for label, s in series.items()}
+    lines += ["", "| arm | pass@1 at the last iteration | best pass@1 | change from iteration 0 |", "|---|---|---|---|"]
+    lines += [f"| {label} | {cell(last[label])} | {cell(best[label])} | "
+              f"{'-' if last[label] is None or s.get(0) is None else f'{last[label] - s[0]:+.3f}'} |"
+              for label, s in series.items()]
+    return rows, "\n".join(lines)
+
+
+def write_results(run: RunFolder, cfg: AblationConfig, elapsed: float) -> str:
+    from harness.report import compare_runs
+
+    arms_dir = run.path / "arms"
+    rows, table = pass_at_1_table(arms_dir)
+    compare_runs([arms_dir / arm_name(m, f) for m, f in ARMS], run.path,
+                 labels=[arm_label(m, f) for m, f in ARMS], title="Ablation: held-out pass@1 per iteration")
+    text = (f"# Ablation: {{iterative, static}} x {{filter on, off}} (preset {cfg.preset})\n\n"
+            f"Held-out pass@1 per iteration; every arm has the same seed, data order and compute. "
+            f"Wall time of this invocation: {elapsed / 60:.1f} min.\n\n{table}\n\n"
+            f"![pass@1 per iteration](compare_pass_at_1.png)\n\nDetails of each arm: compare.md and arms/<arm>/report.md.\n")
+    run.write_text("ablation.md", text)
+    run.write_json("ablation.json", {"config": asdict(cfg), "rows": rows,
+                                     "arms": {arm_label(m, f): str(Path("arms") / arm_name(m, f)) for m, f in ARMS}})
+    return table
+
+
+def open_ablation(cfg: AblationConfig, results_dir: str, name: str | None) -> RunFolder:
+    path = Path(results_dir) / name if name else None
+    if path is None or not path.exists():
+        run = RunFolder.create(results_dir, name, "ablation")
+        write_manifest(run, asdict(cfg), seeds={"seed": cfg.seed}, argv=["ablation", *sys.argv[2:]])
+        return run
+    manifest = path / "manifest.json"
+    old = json.loads(manifest.read_text()).get("config") if manifest.is_file() else None
+    if old != asdict(cfg):
+        raise UserError(f"{path} was started with another ablation config ({old}); use a new RUN name "
+                        f"or the original settings")
+    run = RunFolder.open(path)
+    (run.path / ".incomplete").touch()
+    return run
+
+
+def main_ablation(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness ablation", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    fields = AblationConfig.__dataclass_fields__
+    for name, kind in (("preset", str), ("config", str), ("iters", int), ("seed", int), ("data", str),
+                       ("eval_bench", str), ("limit", int), ("jobs", int)):
+        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=fields[name].metadata["help"])
+    parser.add_argument("--run", help="ablation folder name under --results-dir (resumes if it exists)")
+    parser.add_argument("--results-dir", default="results", help="where run folders go")
+    args = parser.parse_args(argv)
+    cfg = AblationConfig(**{k: getattr(args, k) for k in fields if getattr(args, k) is not None})
+    train_cfg = load_config(cfg.preset, cfg.config, cfg.overrides())  # a broken config fails here, not in 4 arms
+    jobs = auto_jobs(cfg, train_cfg)
+    run = open_ablation(cfg, args.results_dir, args.run)
+    started = time.monotonic()
+    try:
+        codes = run_arms(cfg, run.path / "arms", jobs, total_stages=4 + 4 * train_cfg.iters)
+        failed = {name: code for name, code in codes.items() if code != 0}
+        if failed:
+            name, code = next(iter(failed.items()))
+            raise UserError(f"ablation arm {name} failed (exit {code}); see {run.path / 'arms' / f'{name}.log'}, "
+                            f"fix it and rerun the same command (RUN={run.path.name}) to resume")
+        table = write_results(run, cfg, time.monotonic() - started)
+    except BaseException:
+        run.release()
+        raise
+    run.finish()
+    print(table)
+    print(f"ablation folder: {run.path}")
+    return 0
