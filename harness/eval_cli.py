@@ -18,6 +18,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
+from harness.report import try_build_report
 from harness.runs import RunFolder, write_manifest
 from tasks.benchmarks import known_benchmarks, load_benchmark
 from tasks.evaluate import check_ids, evaluate
@@ -143,6 +144,7 @@ def main_eval(argv: list[str], *, generate_samples: GenerateSamples | None = Non
         run.abandon()
         raise
     run.finish()
+    try_build_report(run.path)  # report.md beside metrics.json; a failure only warns
     print(summary_table(outcome.metrics))
     print(f"run folder: {run.path}")
     return _exit_code(config, outcome.metrics)

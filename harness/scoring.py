@@ -143,9 +143,20 @@ def _rows(records, cands, cfg: ScoreConfig, count_modules) -> list[dict]:
     return rows
 
 
+def sampled_candidates(rows: list[dict]) -> list[dict]:
+    """The model's candidates of scored rows (the references left out)."""
+    return [c for row in rows for c in row["candidates"] if c["source"] == "model"]
+
+
+def mean_score(rows: list[dict]) -> float | None:
+    """Mean score of the scorable sampled candidates (None when there is none)."""
+    scores = [c["score"] for c in sampled_candidates(rows) if c["score"] is not None]
+    return sum(scores) / len(scores) if scores else None
+
+
 def score_stats(rows: list[dict], records=None, cfg: ScoreConfig | None = None) -> dict:
     """Per-iteration summary of the sampled candidates (the references are left out)."""
-    sampled = [c for row in rows for c in row["candidates"] if c["source"] == "model"]
+    sampled = sampled_candidates(rows)
     n = len(sampled)
     rouges = [c["rouge_l"] for c in sampled if c["rouge_l"] is not None]
     histogram = Counter("none" if c["score"] is None else f"{c['score']:.1f}" for c in sampled)
@@ -155,6 +166,7 @@ def score_stats(rows: list[dict], records=None, cfg: ScoreConfig | None = None) 
         "syntax_valid_rate": sum(bool(c["syntax_ok"]) for c in sampled) / n if n else 0.0,
         "multi_module_rate": sum(c["modules"] > 1 for c in sampled) / n if n else 0.0,
         "mean_rouge_l": sum(rouges) / len(rouges) if rouges else None,
+        "mean_score": mean_score(rows),
         "unscorable": histogram.get("none", 0),
         "score_histogram": dict(sorted(histogram.items())),
         "status_counts": dict(sorted(Counter(c["status"] for c in sampled).items())),

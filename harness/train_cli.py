@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from harness import loop
+from harness.report import try_build_report
 from harness.runs import RunFolder, write_manifest
 from harness.train_config import TrainConfig, load_config
 from verilog_tools.errors import UserError
@@ -107,6 +108,7 @@ def main_train(argv: list[str]) -> int:
     data["config"] = cfg.to_dict()
     run.write_json("manifest.json", data)
     run.finish()
+    try_build_report(run.path)  # after finish, so the report sees a finished run; never raises
     print(loop.format_table(summary["iterations"]))
     print(f"run folder: {run.path}")
     return 0
