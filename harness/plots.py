@@ -123,10 +123,11 @@ def draw_run_plots(run, plots_dir: Path) -> list[tuple[str, Path]]:
     rows = run.rows
     ks = sorted({k for r in rows for k in r if k.startswith("pass@")}, key=lambda k: int(k[5:]))
     n = next((r.get("eval_n") for r in rows if r.get("eval_n") is not None), "?")
+    metric = ks[0] if len(ks) == 1 else "pass@k"
     plan = [
         ("held-out pass@k", "pass_at_k.png", {k: present(rows, k) for k in ks},
-         dict(title=f"Held-out pass@k per iteration ({benchmark_of(run)}, n={n})",
-              ylabel="held-out pass@k (fraction of problems)")),
+         dict(title=f"Held-out {metric} per iteration ({benchmark_of(run)}, n={n})",
+              ylabel=f"held-out {metric} (fraction of problems)")),
         ("syntax-valid and multi-module rates", "validity.png",
          {"held-out samples: syntax-valid": present(rows, "eval_syntax_valid"),
           "sampled candidates: syntax-valid": present(rows, "cand_syntax_valid_rate"),

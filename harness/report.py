@@ -8,6 +8,7 @@ failure breakdown per problem category and, on VerilogEval, the paper's numbers 
 """
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections import Counter
@@ -60,8 +61,8 @@ def setup_section(run: rd.RunData) -> str:
                   ("k (candidates per instruction)", c.get("k")), ("iterations", c.get("iters")),
                   ("instructions per iteration", c.get("instructions_per_iter") or "all"),
                   ("learning rate (warm start)", f"{c.get('learning_rate')} ({c.get('warmup_learning_rate')})"),
-                  ("held-out eval", f"{c.get('eval_bench')}, n={c.get('eval_n')}, "
-                                    f"temperature {c.get('eval_temperature')}")]
+                  ("held-out eval", (f"{c.get('eval_bench')}, n={c.get('eval_n')}, "
+                                     f"temperature {c.get('eval_temperature')}"))]
     else:
         fields = [("benchmark", c.get("bench")), ("model", c.get("model")), ("samples file", c.get("samples")),
                   ("n", c.get("n")), ("temperature / top_p", "not sampled (samples file or reference)"
@@ -104,8 +105,9 @@ def failure_section(run: rd.RunData) -> str:
     tables = {k: rd.failure_breakdown(run.eval_dirs[k] / "results.jsonl", bench, families) for k in keys}
     found = {s for t in tables.values() for c in t.values() for s, n in c.items() if n}
     seen = [s for s in st.STATUSES if s in found] + sorted(found - set(st.STATUSES))
-    parts = ["## Failure breakdown", f"Sample statuses per problem category ({bench}). Statuses that no "
-             f"sample reached: {', '.join(s for s in st.STATUSES if s not in found) or 'none'}."]
+    unreached = ", ".join(s for s in st.STATUSES if s not in found) or "none"
+    parts = ["## Failure breakdown",
+             f"Sample statuses per problem category ({bench}). Statuses that no sample reached: {unreached}."]
     for k, table in tables.items():
         table = {**table, "**all**": sum(table.values(), Counter())}
         rows = [[cat] + [c[s] for s in seen] + [c.total(), c["pass"] / max(1, c.total())]
@@ -129,13 +131,17 @@ def paper_section(run: rd.RunData) -> str:
         if m.get("smoke"):
             name += f" (SMOKE: {m.get('problems')} problems)"
         rows.append([name, m.get("benchmark")] + [_percent(m.get("pass_at_k", {}).get(k), 100) for k in KS]
-                    + [m.get("n"), m.get("temperature"), m.get("simulator"), f"`{run.path.name}`"])
+                    + [m.get("n"), _exact(m.get("temperature")), m.get("simulator"), f"`{run.path.name}`"])
     note = ("pass@k in percent. The paper rows are quoted, not re-measured. "
-            "\"as reported\": the setting is in the cited paper and was not checked here.")
+            "\"as reported\": not determined here; see the cited paper.")
     if bench not in {p["benchmark"] for p in PAPER_RESULTS}:
         note += f" This run used {bench}, which the quoted numbers do not cover: compare with care."
     header = ["system", "benchmark"] + KS + ["n", "temperature", "simulator", "source"]
     return "## Against the published numbers\n\n" + note + "\n\n" + md_table(header, rows)
+
+
+def _exact(v):
+    return None if v is None else str(v)
 
 
 def _percent(v, scale: float) -> str | None:
@@ -154,24 +160,39 @@ def plots_section(run: rd.RunData, plots_dir: Path) -> str:
     return "## Plots\n\n" + ("\n\n".join(links) if links else "Nothing to plot yet.")
 
 
+def standard_error_note(rows: list[dict]) -> str:
+    """How far apart two held-out pass@1 values must be to mean something (n=1: binomial error)."""
+    evaluated = [r for r in rows if r.get("pass@1") is not None and r.get("eval_n") == 1 and r.get("problems")]
+    if not evaluated:
+        return ""
+    p, problems = evaluated[-1]["pass@1"], evaluated[-1]["problems"]
+    return (f"\n\nWith n=1 sample per problem on {problems} problems, the standard error of a held-out "
+            f"pass@1 near {p:.2f} is about {math.sqrt(p * (1 - p) / problems):.3f}.")
+
+
+def eval_table(rows: list[dict]) -> str:
+    keys = pass_keys(rows)
+    return md_table(["benchmark", "problems"] + keys + ["syntax-valid", "n", "temperature"],
+                    [[r.get("benchmark"), r.get("problems")] + [r.get(k) for k in keys]
+                     + [r.get("eval_syntax_valid"), r.get("eval_n"), r.get("eval_temperature")] for r in rows])
+
+
 def render(run: rd.RunData, plots_dir: Path) -> str:
-    title = f"# Report: {run.path.name}\n\n{status_line(run)}\n\nGenerated {time.strftime('%Y-%m-%d %H:%M:%S %z')} " \
-            f"by `python -m harness report` (rebuild with `make report RUN={run.path}`)."
-    results = "## Per-iteration results" if run.kind == "train" else "## Results"
-    table = iteration_table(run.rows) if run.rows else "No results yet."
+    title = (f"# Report: {run.path.name}\n\n{status_line(run)}\n\nGenerated {time.strftime('%Y-%m-%d %H:%M:%S %z')}"
+             f" by `python -m harness report` (rebuild with `make report RUN={run.path}`).")
     if run.kind == "eval":
-        table = md_table(["benchmark", "problems"] + pass_keys(run.rows) + ["syntax-valid", "n", "temperature"],
-                         [[r.get("benchmark"), r.get("problems")] + [r.get(k) for k in pass_keys(run.rows)]
-                          + [r.get("eval_syntax_valid"), r.get("eval_n"), r.get("eval_temperature")]
-                          for r in run.rows])
-    sections = [title, setup_section(run), f"{results}\n\n{table}", plots_section(run, plots_dir),
+        results = f"## Results\n\n{eval_table(run.rows)}"
+    else:
+        results = f"## Per-iteration results\n\n{iteration_table(run.rows) if run.rows else 'No iteration yet.'}"
+        results += standard_error_note(run.rows)
+    sections = [title, setup_section(run), results, plots_section(run, plots_dir),
                 failure_section(run), paper_section(run)]
     return "\n\n".join(s for s in sections if s) + "\n"
 
 
 def build_report(run_dir: str | Path) -> Path:
     """Write ``report.md`` (and ``plots/*.png`` for train runs) into ``run_dir``; returns report.md."""
-    run = rd.load_run(run_dir)
+    run = rd.load_run(rd.require_run_folder(run_dir))
     return atomic_write_text(run.path / "report.md", render(run, run.path / "plots"))
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness.compare import PLOT_NAME, compare_runs
 from harness.report import build_report
-from harness.report_data import is_run_folder
+from harness.report_data import require_run_folder
 from harness.runs import RunFolder, write_manifest
 from verilog_tools.errors import UserError
 
@@ -21,10 +21,7 @@ def resolve_run(name: str, results_dir: str | Path) -> Path:
     """A run folder given as a path or as a name under ``results_dir``."""
     for path in (Path(name), Path(results_dir) / name):
         if path.is_dir():
-            if not is_run_folder(path):
-                raise UserError(f"{path} is not a run folder (no manifest.json, metrics.json or iter-00/); "
-                                f"pass a folder made by make train or make eval")
-            return path
+            return require_run_folder(path)
     raise UserError(f"run folder {name!r} not found (looked at {name} and {Path(results_dir) / name}); "
                     f"pass a run folder path or a name under {results_dir}/")
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from harness.scoring import mean_score
 from verilog_tools import status as st
+from verilog_tools.errors import UserError
 
 ITER_DIR = re.compile(r"^iter-(\d+)$")
 # Statuses that mean "the design did not even build": the rest compiled (and may still be wrong).
@@ -63,6 +64,14 @@ def read_jsonl(path: Path) -> list[dict]:
 
 def is_run_folder(path: Path) -> bool:
     return path.is_dir() and any((path / name).exists() for name in ("manifest.json", "metrics.json", "iter-00"))
+
+
+def require_run_folder(path: str | Path) -> Path:
+    path = Path(path)
+    if not is_run_folder(path):
+        raise UserError(f"{path} is not a run folder (no manifest.json, metrics.json or iter-00/); "
+                        f"pass a folder made by make train or make eval")
+    return path
 
 
 def load_run(path: str | Path) -> RunData:

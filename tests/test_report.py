@@ -121,7 +121,7 @@ def test_verilog_eval_run_gets_the_paper_table(tmp_path):
     text = build_report(run).read_text()
     assert "| ITERTL (paper, v3) | verilog-eval-v1-human | 53.8 | 60.8 | 64.1 |" in text
     assert "| RTLCoder-DeepSeek | verilog-eval-v1-human | 41.6 |" in text and "| 61.2 |" in text
-    assert "| this run | verilog-eval-v1-human | 40.0 | 55.0 | 60.0 | 1 | 0.000 | 12.0 (stable) |" in text
+    assert "| this run | verilog-eval-v1-human | 40.0 | 55.0 | 60.0 | 1 | 0.0 | 12.0 (stable) |" in text
     assert "| fsm | 1 |" in text and "| kmap / truth table / waveform |" in text
     assert not (run / "plots").exists()
 
