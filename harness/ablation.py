@@ -158,9 +158,12 @@ def pass_at_1_table(arms_dir: Path) -> tuple[list[dict], str]:
 
 
 def write_results(run: RunFolder, cfg: AblationConfig, elapsed: float) -> str:
-    from harness.report import compare_runs
+    from harness.report import compare_runs, try_build_report
 
     arms_dir = run.path / "arms"
+    for mode, filter_on in ARMS:  # arms made by an older version, or whose own report failed
+        if not (arms_dir / arm_name(mode, filter_on) / "report.md").exists():
+            try_build_report(arms_dir / arm_name(mode, filter_on))
     rows, table = pass_at_1_table(arms_dir)
     compare_runs([arms_dir / arm_name(m, f) for m, f in ARMS], run.path,
                  labels=[arm_label(m, f) for m, f in ARMS], title="Ablation: held-out pass@1 per iteration")
