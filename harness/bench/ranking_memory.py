@@ -1,0 +1,127 @@
+"""Benchmark 3: memory and time of one ranking-loss step, two-pass (``split_gradients=True``, the
+project's way) against the joint computation (all K candidates' logits in one graph, the obvious way).
+
+Each variant runs in a fresh process (`harness.bench.ranking_step`), one after the other, on the same
+weights and tokens; the gradients of the two must be equal. Activation memory = peak resident memory
+during the step minus resident memory after set-up (model, AdamW state, gradient buffers). The
+margin is set so that every hinge is active, so the two-pass path re-runs all K candidates: its
+worst case in time.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.bench.common import BenchResult, Goal, Row
+
+NAME = "ranking_memory"
+TITLE = "ranking-loss step: two-pass vs joint, activation memory and time"
+# The tiny model of the tiny-cpu preset (TrainConfig's tiny_* defaults, its 4096-token vocabulary)
+# and a mid-size Llama whose 32k-vocabulary logits dominate memory, as a real model's do.
+CONFIGS = {
+    "tiny": {"vocab": 4096, "hidden": 192, "layers": 3, "heads": 3, "intermediate": 512, "seq_len": 512,
+             "prompt_tokens": 64, "tied": True},
+    "mid": {"vocab": 32000, "hidden": 256, "layers": 2, "heads": 4, "intermediate": 688, "seq_len": 1024,
+            "prompt_tokens": 128, "tied": False},
+    "micro": {"vocab": 512, "hidden": 32, "layers": 1, "heads": 2, "intermediate": 64, "seq_len": 64,
+              "prompt_tokens": 8, "tied": True},  # tests only
+}
+SCALES = {
+    "full": {"configs": ["tiny", "mid"], "k": 4},
+    "small": {"configs": ["tiny", "mid"], "k": 4},
+    "tiny": {"configs": ["micro"], "k": 4},
+}
+GRAD_TOLERANCE = 1e-5      # as tests/test_trainer.py
+GOAL_SLACK = 1.25          # "about 1/K": the two-pass activation memory at most 1.25 x naive / K
+
+
+def run_variant(spec: dict, work_dir: Path) -> dict:
+    """One variant in a fresh process; its JSON report."""
+    name = f"{spec['config']}-{spec['variant']}"
+    spec_path, out_path = work_dir / f"{name}.spec.json", work_dir / f"{name}.out.json"
+    spec = {**spec, "grads_path": str(work_dir / f"{name}.grads.pt")}
+    spec_path.write_text(json.dumps(spec))
+    # Fixed mmap threshold: big tensors are mmapped and go back to the OS when freed, so resident
+    # memory follows the live tensors instead of glibc's free lists.
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(1 << 20), "OMP_NUM_THREADS": str(spec["threads"])}
+    proc = subprocess.run([sys.executable, "-m", "harness.bench.ranking_step", str(spec_path), str(out_path)],
+                          env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        raise RuntimeError(f"ranking step {name} failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
+    return {**json.loads(out_path.read_text()), "grads_path": spec["grads_path"]}
+
+
+def max_grad_diff(a_path: str, b_path: str) -> float:
+    import torch
+
+    a, b = torch.load(a_path), torch.load(b_path)
+    if a.keys() != b.keys():
+        return float("inf")
+    return max(float((a[n] - b[n]).abs().max()) for n in a)
+
+
+def measure_config(config: str, k: int, threads: int, work_dir: Path) -> dict:
+    from tqdm import tqdm
+
+    scores = [round(0.9 - 0.3 * i, 2) for i in range(k - 1)] + [1.0]  # all different: every pair ranked
+    base = {**CONFIGS[config], "config": config, "k": k, "scores": scores, "margin": 1.0, "seed": 0,
+            "threads": threads}
+    reports = {}
+    for variant in tqdm(("split", "joint"), desc=f"ranking step ({config})", unit="variant", leave=False):
+        reports[variant] = run_variant({**base, "variant": variant}, work_dir)
+    for r in reports.values():
+        r["activation_mib"] = max(0.0, r["peak_mib"] - r["setup_rss_mib"])
+        r["warm_step_seconds"] = r["step_seconds"][-1]
+    diff = max_grad_diff(reports["split"]["grads_path"], reports["joint"]["grads_path"])
+    for r in reports.values():
+        os.unlink(r.pop("grads_path"))
+    return {"config": {k_: v for k_, v in base.items() if k_ != "scores"}, "split": reports["split"],
+            "joint": reports["joint"], "max_grad_diff": diff, "grads_equal": diff <= GRAD_TOLERANCE}
+
+
+def linear_fit(split_mib: float, joint_mib: float, k: int) -> dict:
+    """Read the two activations as ``joint = K*a + c`` and ``split = a + c``: ``a`` scales with the
+    candidates held at once (logits, layer activations), ``c`` does not (e.g. full-size gradient
+    temporaries of the embedding and output layers). A derived reading, not a third measurement."""
+    per_candidate = (joint_mib - split_mib) / (k - 1) if k > 1 else None
+    constant = split_mib - per_candidate if per_candidate is not None else None
+    return {"per_candidate_mib": per_candidate, "constant_mib": constant}
+
+
+def run(work_dir: Path, workers: int, configs: list[str], k: int) -> BenchResult:
+    work_dir.mkdir(parents=True, exist_ok=True)
+    result = BenchResult(name=NAME, scale="")
+    for config in configs:
+        m = measure_config(config, k, workers, work_dir)
+        split, joint = m["split"], m["joint"]
+        shape = m["config"]
+        label = f"{config} (V={shape['vocab']}, T={shape['seq_len']}, K={k})"
+        result.rows += [
+            Row(f"{label}: activation MiB", split["activation_mib"], joint["activation_mib"],
+                higher_is_better=False),
+            Row(f"{label}: peak RSS MiB", split["peak_mib"], joint["peak_mib"], higher_is_better=False),
+            Row(f"{label}: step s (warm)", split["warm_step_seconds"], joint["warm_step_seconds"],
+                higher_is_better=False),
+        ]
+        fraction = split["activation_mib"] / joint["activation_mib"] if joint["activation_mib"] else None
+        hidden = split["peak_hidden_by_setup"] or joint["peak_hidden_by_setup"]
+        result.goals += [
+            Goal(f"{config}: gradients equal (max abs diff <= {GRAD_TOLERANCE:g})",
+                 f"max abs diff = {m['max_grad_diff']:.3g}", m["grads_equal"]),
+            Goal(f"{config}: activation memory about 1/K of joint (<= {GOAL_SLACK:g}/{k} = {GOAL_SLACK / k:.2f})",
+                 "n/a" if fraction is None else f"{fraction:.2f} of joint" + (" (peak hidden by set-up)" if hidden else ""),
+                 None if fraction is None or hidden else fraction <= GOAL_SLACK / k),
+        ]
+        m["linear_fit"] = linear_fit(split["activation_mib"], joint["activation_mib"], k)
+        result.details[config] = m
+    result.notes += [f"{c}: read as joint = K*a + c, split = a + c: a = {f['per_candidate_mib']:.0f} MiB "
+                     f"per candidate held, c = {f['constant_mib']:.0f} MiB that does not scale with K"
+                     for c, f in ((c, result.details[c]["linear_fit"]) for c in configs)
+                     if f["per_candidate_mib"] is not None]
+    result.notes += [f"one group of K={k} candidates, one fresh process per variant, {workers} torch threads; "
+                    "margin 1 makes every hinge active, so the two-pass path re-runs all K candidates",
+                    "activation = peak RSS during the step - RSS after model + AdamW state + gradient buffers"]
+    return result
