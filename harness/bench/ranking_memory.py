@@ -19,11 +19,10 @@ from harness.bench.common import BenchResult, Goal, Row
 
 NAME = "ranking_memory"
 TITLE = "ranking-loss step: two-pass vs joint, activation memory and time"
-# The tiny model of the tiny-cpu preset (TrainConfig's tiny_* defaults, its 4096-token vocabulary)
-# and a mid-size Llama whose 32k-vocabulary logits dominate memory, as a real model's do.
+# "tiny": the tiny-cpu preset's model (shape read from the preset, see `shape`); "mid": a mid-size
+# Llama whose 32k-vocabulary logits dominate memory, as a real model's do.
 CONFIGS = {
-    "tiny": {"vocab": 4096, "hidden": 192, "layers": 3, "heads": 3, "intermediate": 512, "seq_len": 512,
-             "prompt_tokens": 64, "tied": True},
+    "tiny": {"seq_len": 512, "prompt_tokens": 64, "tied": True},
     "mid": {"vocab": 32000, "hidden": 256, "layers": 2, "heads": 4, "intermediate": 688, "seq_len": 1024,
             "prompt_tokens": 128, "tied": False},
     "micro": {"vocab": 512, "hidden": 32, "layers": 1, "heads": 2, "intermediate": 64, "seq_len": 64,
@@ -36,6 +35,18 @@ SCALES = {
 }
 GRAD_TOLERANCE = 1e-5      # as tests/test_trainer.py
 GOAL_SLACK = 1.25          # "about 1/K": the two-pass activation memory at most 1.25 x naive / K
+
+
+def shape(config: str) -> dict:
+    """The model shape and sequence layout of ``config``."""
+    if config != "tiny":
+        return dict(CONFIGS[config])
+    from harness.tiny_model import TinyModelConfig
+    from harness.train_config import load_config
+
+    cfg = load_config("tiny-cpu")
+    return {"vocab": TinyModelConfig().vocab_size, "hidden": cfg.tiny_hidden_size, "layers": cfg.tiny_layers,
+            "heads": cfg.tiny_heads, "intermediate": cfg.tiny_intermediate_size, **CONFIGS["tiny"]}
 
 
 def run_variant(spec: dict, work_dir: Path) -> dict:
@@ -67,7 +78,7 @@ def measure_config(config: str, k: int, threads: int, work_dir: Path) -> dict:
     from tqdm import tqdm
 
     scores = [round(0.9 - 0.3 * i, 2) for i in range(k - 1)] + [1.0]  # all different: every pair ranked
-    base = {**CONFIGS[config], "config": config, "k": k, "scores": scores, "margin": 1.0, "seed": 0,
+    base = {**shape(config), "config": config, "k": k, "scores": scores, "margin": 1.0, "seed": 0,
             "threads": threads}
     reports = {}
     for variant in tqdm(("split", "joint"), desc=f"ranking step ({config})", unit="variant", leave=False):

@@ -22,10 +22,13 @@ def _met(met: bool | None) -> str:
 
 def format_tables(results: list[BenchResult], header: dict) -> str:
     """Measurements (ratio > 1: the project's way is better), then the goals, then the notes."""
+    machine = header["machine"]
+    load = machine.get("load_average_at_start")
     lines = [f"# Benchmarks ({header['scale']} scale)", "",
-             f"{header['machine']['cpu_model']}, {header['machine']['cores']} cores, "
-             f"{header['machine']['ram_gib']} GiB RAM; {header['workers']} workers; "
-             f"git {header.get('commit') or 'unknown'}; total {header['total_seconds']:.0f} s", "",
+             f"{machine['cpu_model']}, {machine['cores']} cores, {machine['ram_gib']} GiB RAM, load average "
+             f"{load[0] if load else '?'} at start; {header['workers']} workers; git "
+             f"{(header.get('commit') or 'unknown')[:12]}{' (dirty)' if header.get('dirty') else ''}; "
+             f"total {header['total_seconds']:.0f} s", "",
              "| benchmark | measure | project | baseline | ratio | note |", "|---|---|---|---|---|---|"]
     for r in results:
         if r.skipped:
@@ -42,5 +45,6 @@ def format_tables(results: list[BenchResult], header: dict) -> str:
         lines.append(f"| (all) | {goal.goal} | {goal.measured} | {_met(goal.met)} |")
     lines += ["", "Notes:"]
     for r in results:
-        lines += [f"- {r.name} ({r.seconds:.0f} s): {note}" for note in r.notes]
+        lines.append(f"- {r.name} ({r.seconds:.0f} s)")
+        lines += [f"  - {note}" for note in r.notes]
     return "\n".join(lines) + "\n"
