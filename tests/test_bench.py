@@ -8,7 +8,14 @@ import sys
 
 import pytest
 
-from harness.bench import cli, end_to_end, eval_throughput, ranking_memory, sampling_throughput, scoring_throughput
+from harness.bench import (
+    cli,
+    end_to_end,
+    eval_throughput,
+    ranking_memory,
+    sampling_throughput,
+    scoring_throughput,
+)
 from harness.bench.common import BenchResult
 from verilog_tools.errors import UserError
 
@@ -102,7 +109,7 @@ def test_cli_writes_a_new_versioned_folder(tmp_path, v1_dir):
 
 def test_only_with_an_unknown_name_is_a_one_line_error(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "harness", "bench", "--only", "eval_throughput,nope",
-                           "--results-dir", str(tmp_path)], capture_output=True, text=True)
+                           "--results-dir", str(tmp_path)], capture_output=True, text=True, check=False)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "'nope'" in lines[0]

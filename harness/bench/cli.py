@@ -18,7 +18,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from harness.bench.common import BenchResult, Goal, Stopwatch, machine_info
+from harness.bench.common import BenchResult, Goal, machine_info, stopwatch
 from harness.bench.report import format_tables
 from harness.runs import RunFolder, git_info, package_versions, write_manifest
 from verilog_tools.errors import UserError
@@ -68,10 +68,10 @@ def select(only: str | None) -> list[str]:
 def run_one(name: str, scale: str, workers: int, run: RunFolder) -> BenchResult:
     """One benchmark in a scratch folder; a failure becomes a result that says so."""
     module = importlib.import_module(BENCHMARKS[name])
-    with Stopwatch() as sw, tempfile.TemporaryDirectory(prefix=f"itertl-bench-{name}-") as work:
+    with stopwatch() as sw, tempfile.TemporaryDirectory(prefix=f"itertl-bench-{name}-") as work:
         try:
             result = module.run(Path(work), workers, **module.SCALES[scale])
-        except Exception as exc:  # keep the other benchmarks' figures; the log keeps the evidence
+        except Exception as exc:  # noqa: BLE001 - keep the others' figures; the log keeps the evidence
             with open(run.path / "bench-errors.log", "a", encoding="utf-8") as fh:
                 fh.write(f"--- {name}\n{traceback.format_exc()}\n")
             result = BenchResult(name=name, scale=scale, skipped=f"FAILED: {type(exc).__name__}: {exc}"[:300])

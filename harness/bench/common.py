@@ -12,8 +12,8 @@ import os
 import platform
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Iterator
 
 
 @dataclass
@@ -61,16 +61,19 @@ class BenchResult:
         return data
 
 
-class Stopwatch:
-    """``with Stopwatch() as sw: ...`` then ``sw.seconds`` (monotonic wall clock)."""
+@dataclass
+class Timing:
+    seconds: float = 0.0
 
-    def __enter__(self) -> "Stopwatch":
-        self._start = time.monotonic()
-        self.seconds = 0.0
-        return self
 
-    def __exit__(self, *exc) -> None:
-        self.seconds = time.monotonic() - self._start
+@contextlib.contextmanager
+def stopwatch() -> Iterator[Timing]:
+    """``with stopwatch() as sw: ...`` then ``sw.seconds`` (monotonic wall clock)."""
+    timing, start = Timing(), time.monotonic()
+    try:
+        yield timing
+    finally:
+        timing.seconds = time.monotonic() - start
 
 
 @contextlib.contextmanager
@@ -128,19 +131,17 @@ def times(value: float | None) -> str:
 def machine_info() -> dict:
     """CPU model, core count, RAM and load: what a reader needs to compare timings across machines."""
     cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
+    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
     ram = None
-    with contextlib.suppress(OSError, ValueError):
-        with open("/proc/meminfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("MemTotal:"):
-                    ram = round(int(line.split()[1]) / (1 << 20), 1)  # kB -> GiB
-                    break
+    with contextlib.suppress(OSError, ValueError), open("/proc/meminfo", encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith("MemTotal:"):
+                ram = round(int(line.split()[1]) / (1 << 20), 1)  # kB -> GiB
+                break
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     return {"cpu_model": cpu, "cores": os.cpu_count(), "ram_gib": ram, "platform": platform.platform(),
             "load_average_at_start": [round(x, 2) for x in load] if load else None}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.bench.common import BenchResult, Row, Stopwatch, timed_calls
+from harness.bench.common import BenchResult, Row, stopwatch, timed_calls
 
 NAME = "end_to_end"
 TITLE = "one default `make train` iteration, by stage"
@@ -40,7 +40,7 @@ def timed_run(cfg, results_dir: Path) -> tuple[dict[str, list[float]], float]:
     threads = torch.get_num_threads()  # the loop sets the preset's torch_threads process-wide
     try:
         with timed_calls(loop, list(LOOP_STAGES), calls, depth), \
-                timed_calls(stages, list(ITERATION_STAGES), calls, depth), Stopwatch() as total:
+                timed_calls(stages, list(ITERATION_STAGES), calls, depth), stopwatch() as total:
             loop.run_iterations(run, cfg)
         run.finish()
     finally:
@@ -69,8 +69,8 @@ def run(work_dir: Path, workers: int, overrides: dict) -> BenchResult:
     share = iteration[slowest] / one_iteration if one_iteration else 0.0
     result.notes = [f"slowest stage of the iteration: {slowest} ({iteration[slowest]:.1f} s, {share:.0%})",
                     f"warm start (iteration 0 training, once per run): {setup['warm start']:.1f} s",
-                    "after other benchmarks in the same process, the data and model-build stages find "
-                    "their modules imported and the synthetic tasks generated (a real run pays a few seconds more)"]
+                    ("after other benchmarks in the same process, the data and model-build stages find their "
+                    "modules imported and the synthetic tasks generated (a real run pays a few seconds more)")]
     if overrides:
         result.notes.append("smaller than the preset: " + ", ".join(f"{k}={v}" for k, v in overrides.items()))
     result.details = {"config": cfg.to_dict(), "calls": calls, "setup_seconds": setup,

@@ -18,7 +18,15 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from harness.bench.common import BenchResult, Goal, Row, Stopwatch, per_second, seeded_subset, times
+from harness.bench.common import (
+    BenchResult,
+    Goal,
+    Row,
+    per_second,
+    seeded_subset,
+    stopwatch,
+    times,
+)
 
 NAME = "eval_throughput"
 TITLE = "VerilogEval-Human evaluation: samples/s"
@@ -59,7 +67,7 @@ def baseline_one(problem, design: str, timeout: float, tools: tuple[str, str]) -
         try:
             out = subprocess.run([sys.executable, "-c", BASELINE_SCRIPT, d, str(timeout), *tools],
                                  capture_output=True, text=True, timeout=2 * timeout + 30,
-                                 stdin=subprocess.DEVNULL)
+                                 stdin=subprocess.DEVNULL, check=False)
         except subprocess.TimeoutExpired:
             return "timeout"
         return out.stdout.strip() or "error"
@@ -97,10 +105,10 @@ def run(work_dir: Path, workers: int, problems: int, per_problem: int, baseline_
     probs = probs[:problems] if problems else probs
     samples = mutant_samples(probs, per_problem, seed)
     limits = SimLimits(compile_wall_seconds=timeout, sim_wall_seconds=timeout, cpu_seconds=timeout)
-    with Stopwatch() as project:
+    with stopwatch() as project:
         outcome = evaluate(probs, samples, workers=workers, limits=limits, progress=True)
     subset = seeded_subset(samples, baseline_samples, seed)
-    with Stopwatch() as base:
+    with stopwatch() as base:
         verdicts = run_baseline(probs, subset, workers, timeout)
     project_rate = per_second(len(samples), project.seconds)
     base_rate = per_second(len(subset), base.seconds)
@@ -108,8 +116,8 @@ def run(work_dir: Path, workers: int, problems: int, per_problem: int, baseline_
     floor = cpu / workers
     floor_ratio = project.seconds / floor if floor > 0 else None
     extrapolated = len(subset) < len(samples)
-    note = f"baseline timed on a seeded subset of {len(subset)} of {len(samples)} samples, " \
-           f"extrapolated per sample" if extrapolated else ""
+    note = (f"baseline timed on a seeded subset of {len(subset)} of {len(samples)} samples, extrapolated "
+            f"per sample" if extrapolated else "")
     base_seconds = base.seconds * len(samples) / len(subset) if subset else None
     result = BenchResult(name=NAME, scale="", rows=[
         Row("samples/s", project_rate, base_rate, note=note),
@@ -127,10 +135,10 @@ def run(work_dir: Path, workers: int, problems: int, per_problem: int, baseline_
     ]
     project_subset = Counter(r["status"] for r in seeded_subset(outcome.results, baseline_samples, seed))
     result.notes = [
-        f"{len(samples)} samples ({per_problem} per problem x {len(probs)} problems), {workers} workers "
-        f"on both sides; the project also simulates the {len(probs)} references (counted in its time)",
-        "baseline: one `python -c` process per sample running iverilog then vvp via subprocess "
-        f"(timeout {timeout:g} s per step), {workers} at a time",
+        (f"{len(samples)} samples ({per_problem} per problem x {len(probs)} problems), {workers} workers "
+        f"on both sides; the project also simulates the {len(probs)} references (counted in its time)"),
+        ("baseline: one `python -c` process per sample running iverilog then vvp via subprocess "
+        f"(timeout {timeout:g} s per step), {workers} at a time"),
     ] + ([note] if note else [])
     result.details = {
         "samples": len(samples), "problems": len(probs), "workers": workers, "baseline_samples": len(subset),
@@ -139,7 +147,8 @@ def run(work_dir: Path, workers: int, problems: int, per_problem: int, baseline_
                                                       ("wall_seconds", "simulations", "wall_over_cpu_per_worker",
                                                        "status_counts", "pass_at_k")},
         # The two sides should agree on what passes (the baseline's verdict is forgeable, ours is not).
-        "passes_on_baseline_subset": {"project": project_subset.get("pass", 0), "baseline": verdicts.get("pass", 0)},
+        "passes_on_baseline_subset": {"project": project_subset.get("pass", 0),
+                                      "baseline": verdicts.get("pass", 0)},
         "baseline_verdicts": dict(verdicts),
     }
     return result

@@ -59,7 +59,7 @@ def run_variant(spec: dict, work_dir: Path) -> dict:
     # memory follows the live tensors instead of glibc's free lists.
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(1 << 20), "OMP_NUM_THREADS": str(spec["threads"])}
     proc = subprocess.run([sys.executable, "-m", "harness.bench.ranking_step", str(spec_path), str(out_path)],
-                          env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+                          env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"ranking step {name} failed (exit {proc.returncode}): {proc.stderr[-2000:]}")
     return {**json.loads(out_path.read_text()), "grads_path": spec["grads_path"]}
@@ -123,7 +123,8 @@ def run(work_dir: Path, workers: int, configs: list[str], k: int) -> BenchResult
             Goal(f"{config}: gradients equal (max abs diff <= {GRAD_TOLERANCE:g})",
                  f"max abs diff = {m['max_grad_diff']:.3g}", m["grads_equal"]),
             Goal(f"{config}: activation memory about 1/K of joint (<= {GOAL_SLACK:g}/{k} = {GOAL_SLACK / k:.2f})",
-                 "n/a" if fraction is None else f"{fraction:.2f} of joint" + (" (peak hidden by set-up)" if hidden else ""),
+                 "n/a" if fraction is None
+                 else f"{fraction:.2f} of joint" + (" (peak hidden by set-up)" if hidden else ""),
                  None if fraction is None or hidden else fraction <= GOAL_SLACK / k),
         ]
         m["linear_fit"] = linear_fit(split["activation_mib"], joint["activation_mib"], k)
@@ -132,7 +133,7 @@ def run(work_dir: Path, workers: int, configs: list[str], k: int) -> BenchResult
                      f"per candidate held, c = {f['constant_mib']:.0f} MiB that does not scale with K"
                      for c, f in ((c, result.details[c]["linear_fit"]) for c in configs)
                      if f["per_candidate_mib"] is not None]
-    result.notes += [f"one group of K={k} candidates, one fresh process per variant, {workers} torch threads; "
-                    "margin 1 makes every hinge active, so the two-pass path re-runs all K candidates",
+    result.notes += [(f"one group of K={k} candidates, one fresh process per variant, {workers} torch threads; "
+                    "margin 1 makes every hinge active, so the two-pass path re-runs all K candidates"),
                     "activation = peak RSS during the step - RSS after model + AdamW state + gradient buffers"]
     return result

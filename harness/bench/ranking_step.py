@@ -56,9 +56,10 @@ def build_model(spec: dict):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(vocab_size=spec["vocab"], hidden_size=spec["hidden"], intermediate_size=spec["intermediate"],
-                         num_hidden_layers=spec["layers"], num_attention_heads=spec["heads"],
-                         num_key_value_heads=spec["heads"], max_position_embeddings=spec["seq_len"],
+    config = LlamaConfig(vocab_size=spec["vocab"], hidden_size=spec["hidden"],
+                         intermediate_size=spec["intermediate"], num_hidden_layers=spec["layers"],
+                         num_attention_heads=spec["heads"], num_key_value_heads=spec["heads"],
+                         max_position_embeddings=spec["seq_len"],
                          pad_token_id=0, bos_token_id=1, eos_token_id=2, tie_word_embeddings=spec["tied"])
     torch.manual_seed(spec["seed"])
     return LlamaForCausalLM(config)
@@ -69,7 +70,8 @@ def main(argv: list[str]) -> int:
 
     from harness.trainer import RankingConfig, joint_loss, split_backward
 
-    spec = json.loads(open(argv[0], encoding="utf-8").read())
+    with open(argv[0], encoding="utf-8") as fh:
+        spec = json.load(fh)
     torch.set_num_threads(spec["threads"])
     model = build_model(spec)
     model.train()

@@ -25,10 +25,10 @@ def format_tables(results: list[BenchResult], header: dict) -> str:
     machine = header["machine"]
     load = machine.get("load_average_at_start")
     lines = [f"# Benchmarks ({header['scale']} scale)", "",
-             f"{machine['cpu_model']}, {machine['cores']} cores, {machine['ram_gib']} GiB RAM, load average "
+             (f"{machine['cpu_model']}, {machine['cores']} cores, {machine['ram_gib']} GiB RAM, load average "
              f"{load[0] if load else '?'} at start; {header['workers']} workers; git "
              f"{(header.get('commit') or 'unknown')[:12]}{' (dirty)' if header.get('dirty') else ''}; "
-             f"total {header['total_seconds']:.0f} s", "",
+             f"total {header['total_seconds']:.0f} s"), "",
              "| benchmark | measure | project | baseline | ratio | note |", "|---|---|---|---|---|---|"]
     for r in results:
         if r.skipped:

@@ -18,7 +18,7 @@ import contextlib
 import importlib.util
 from pathlib import Path
 
-from harness.bench.common import BenchResult, Row, Stopwatch, per_second
+from harness.bench.common import BenchResult, Row, per_second, stopwatch
 
 NAME = "sampling_throughput"
 TITLE = "sampling: generated tokens/s (HF; vLLM on a GPU)"
@@ -114,7 +114,7 @@ def vllm_tokens_per_second(model_path: str, tokenizer, prompts: list[str], scfg)
     from harness import vllm_sampler
 
     stats: dict = {}
-    with Stopwatch() as sw:
+    with stopwatch() as sw:
         vllm_sampler.sample_completions(model_path, None, tokenizer, prompts, scfg, stats=stats, progress=True)
     return per_second(stats.get("tokens", 0), sw.seconds)
 
@@ -139,9 +139,9 @@ def run(work_dir: Path, workers: int, prompts: int, max_new_tokens: int, corpus_
         sample_completions(model, tokenizer, texts[:1], warm, progress=False)
         plain_generate(model, tokenizer, texts[:1], warm)
         counts: list[int] = []
-        with Stopwatch() as ours, counted_tokens(counts):
+        with stopwatch() as ours, counted_tokens(counts):
             sample_completions(model, tokenizer, texts, scfg, progress=True)
-        with Stopwatch() as plain:
+        with stopwatch() as plain:
             plain_tokens = plain_generate(model, tokenizer, texts, scfg)
         used_threads = torch.get_num_threads()
     finally:
@@ -155,9 +155,9 @@ def run(work_dir: Path, workers: int, prompts: int, max_new_tokens: int, corpus_
         Row("vLLM tokens/s (engine start included)", vllm_rate, hf_rate,
             note=skip or "baseline: the HF sampler above"),
     ])
-    result.notes = [f"{len(texts)} prompts x {scfg.num_samples} samples, up to {scfg.max_new_tokens} new "
+    result.notes = [(f"{len(texts)} prompts x {scfg.num_samples} samples, up to {scfg.max_new_tokens} new "
                     f"tokens, batch {scfg.batch_size}, {used_threads} torch thread(s) (the preset's "
-                    f"torch_threads); untrained tiny model, so completions rarely stop early"]
+                    f"torch_threads); untrained tiny model, so completions rarely stop early")]
     result.details = {"project_tokens": sum(counts), "project_seconds": ours.seconds,
                       "baseline_tokens": plain_tokens, "baseline_seconds": plain.seconds,
                       "completions": len(texts) * scfg.num_samples, "vllm": skip or "measured",

@@ -21,7 +21,15 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from harness.bench.common import BenchResult, Goal, Row, Stopwatch, seeded_subset, timed_calls, times
+from harness.bench.common import (
+    BenchResult,
+    Goal,
+    Row,
+    seeded_subset,
+    stopwatch,
+    timed_calls,
+    times,
+)
 
 NAME = "scoring_throughput"
 TITLE = "scoring stage (syntax check + Rouge-L): candidates/s"
@@ -102,7 +110,7 @@ def plain_syntax_check(codes: list[str], workers: int, timeout: float) -> list[b
         with tempfile.TemporaryDirectory(prefix="itertl-bench-") as d:
             Path(d, "design.sv").write_text(code, encoding="utf-8", errors="replace")
             try:
-                r = subprocess.run([iverilog, *IVERILOG_FLAGS, "-t", "null", "design.sv"], cwd=d,
+                r = subprocess.run([iverilog, *IVERILOG_FLAGS, "-t", "null", "design.sv"], cwd=d, check=False,
                                    capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
             except subprocess.TimeoutExpired:
                 return False
@@ -125,7 +133,7 @@ def time_rouge(records, pairs) -> tuple[float, float, list[float], list[float]]:
 
     from harness.rouge import ReferenceLcs
 
-    with Stopwatch() as ours:
+    with stopwatch() as ours:
         refs: dict[int, ReferenceLcs] = {}
         mine = []
         for r, text, _ in pairs:
@@ -133,7 +141,7 @@ def time_rouge(records, pairs) -> tuple[float, float, list[float], list[float]]:
                 refs[r] = ReferenceLcs(records[r].reference)
             mine.append(refs[r].f_measure(text))
     scorer = rouge_scorer.RougeScorer(["rougeL"])
-    with Stopwatch() as theirs:
+    with stopwatch() as theirs:
         base = [scorer.score(records[r].reference, text)["rougeL"].fmeasure for r, text, _ in pairs]
     return ours.seconds, theirs.seconds, mine, base
 
@@ -147,7 +155,7 @@ def run(work_dir: Path, workers: int, candidates: int, baseline_syntax: int | No
     records, texts = build_groups(load_references(limit=-(-candidates // PER_GROUP)), candidates, seed)
     phases: dict[str, list[float]] = {}
     limits = icarus.SimLimits(compile_wall_seconds=timeout, cpu_seconds=timeout)
-    with Stopwatch() as stage, timed_calls(icarus, ["check_syntax_many"], phases):
+    with stopwatch() as stage, timed_calls(icarus, ["check_syntax_many"], phases):
         rows = score_groups(records, texts, ScoreConfig(), workers=workers, limits=limits)
     checked = [(c["text"], c["syntax_ok"]) for row in rows for c in row["candidates"]
                if c["syntax_ok"] is not None]
@@ -156,7 +164,7 @@ def run(work_dir: Path, workers: int, candidates: int, baseline_syntax: int | No
     # Both the stage's own values and the timed recomputation must equal rouge_score's.
     rouge_diff = max((max(abs(p - b), abs(m - b)) for (_, _, p), m, b in zip(pairs, mine, base)), default=0.0)
     subset = seeded_subset(checked, baseline_syntax, seed)
-    with Stopwatch() as plain:
+    with stopwatch() as plain:
         plain_ok = plain_syntax_check([text for text, _ in subset], workers, timeout)
     plain_s = plain.seconds * len(checked) / len(subset) if subset else 0.0
     n = sum(len(t) for t in texts)
@@ -180,9 +188,9 @@ def run(work_dir: Path, workers: int, candidates: int, baseline_syntax: int | No
              rouge_diff <= GOAL_EQUAL),
     ]
     distinct = len({normalize_code(text) for text, _ in checked})
-    result.notes = [f"{n} candidates over {len(records)} rtlcoder-small references; {len(checked)} syntax-"
+    result.notes = [(f"{n} candidates over {len(records)} rtlcoder-small references; {len(checked)} syntax-"
                     f"checked ({distinct} distinct after normalisation), {len(pairs)} Rouge-scored; "
-                    f"{workers} workers on both sides"]
+                    f"{workers} workers on both sides")]
     if extrapolated:
         result.notes.append(f"baseline syntax check timed on a seeded subset of {len(subset)} of "
                             f"{len(checked)} candidates, extrapolated per candidate")
