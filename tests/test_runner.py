@@ -10,10 +10,29 @@ from pathlib import Path
 
 import pytest
 
+from verilog_tools import runner
 from verilog_tools.runner import Limits, RunResult, run_sandboxed, sample_dir
 
 PY = sys.executable
 FAST = Limits(wall_seconds=3, cpu_seconds=3, memory_bytes=1 << 30, output_bytes=64 << 10, file_bytes=1 << 20)
+
+
+@pytest.fixture(autouse=True, params=["prlimit", "preexec"])
+def limit_mechanism(request, monkeypatch):
+    """Every property holds both with prlimit exec'd in front of the tool and with the preexec fallback."""
+    if request.param == "prlimit" and runner._working_prlimit() is None:
+        pytest.skip("util-linux prlimit is not usable here")
+    if request.param == "preexec":
+        monkeypatch.setattr(runner, "_working_prlimit", lambda: None)
+    return request.param
+
+
+def test_limits_are_those_asked_for_in_either_mechanism(limit_mechanism, tmp_path):
+    code = "print(open('/proc/self/limits').read())"
+    result = run_sandboxed([PY, "-c", code], tmp_path, Limits(cpu_seconds=7, memory_bytes=3 << 30, file_bytes=5 << 20))
+    rows = {line[:26].strip(): line[26:].split()[:2] for line in result.stdout.splitlines()[1:]}
+    assert rows["Max cpu time"] == ["7", "8"] and rows["Max core file size"] == ["0", "0"]
+    assert rows["Max address space"] == [str(3 << 30)] * 2 and rows["Max file size"] == [str(5 << 20)] * 2
 
 
 def alive(pid: int) -> bool:
