@@ -40,6 +40,11 @@ RESTART ?=
 EVAL_BENCH ?=
 DRY_RUN ?=
 CONFIG ?=
+SAMPLER ?=
+GPUS ?=
+DISTRIBUTED ?=
+GPU_TYPE ?=
+MEASURED_FROM ?=
 PYTEST_ARGS ?=
 RUNS ?=
 JOBS ?=
@@ -62,7 +67,9 @@ TRAIN_FLAGS = $(call flag,--iters,$(ITERS)) $(call flag,--preset,$(PRESET)) $(ca
   $(call flag,--data,$(DATA)) $(call flag,--k,$(K)) $(call flag,--quant,$(QUANT)) $(call flag,--mode,$(MODE)) \
   $(call flag,--score,$(SCORE)) $(call flag,--run,$(RUN)) $(call flag,--filter,$(FILTER)) \
   $(call flag,--seed,$(SEED)) $(call flag,--eval-bench,$(EVAL_BENCH)) $(call flag,--workers,$(WORKERS)) \
-  $(call flag,--config,$(CONFIG)) $(call flag,--limit,$(LIMIT)) \
+  $(call flag,--config,$(CONFIG)) $(call flag,--limit,$(LIMIT)) $(call flag,--sampler,$(SAMPLER)) \
+  $(call flag,--gpus,$(GPUS)) $(call flag,--distributed,$(DISTRIBUTED)) $(call flag,--gpu-type,$(GPU_TYPE)) \
+  $(call flag,--measured-from,$(MEASURED_FROM)) \
   $(if $(filter 1 yes true,$(RESTART)),--restart,) $(if $(filter 1 yes true,$(DRY_RUN)),--dry-run,)
 
 ABLATION_FLAGS = $(call flag,--iters,$(ITERS)) $(call flag,--preset,$(PRESET)) $(call flag,--config,$(CONFIG)) \

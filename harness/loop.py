@@ -9,10 +9,12 @@ Ctrl-C loses at most the stage that was running):
     iter-00/model/        warm start: supervised training on the references (skipped if warmup_epochs=0)
     iter-00/eval/         held-out samples.jsonl, results.jsonl, metrics.json, ...
     iter-NN/candidates.jsonl   {"id", "instruction", "samples": [k-1 texts]} from the sampling model
+    iter-NN/sample_stats.json  the sampler's measured throughput (eval/ has one too; see harness.compute)
     iter-NN/scores.jsonl       candidates.jsonl contract rows (scored; the reference is one candidate)
     iter-NN/score_stats.json   syntax-valid rate, multi-module rate, mean Rouge-L, histogram
     iter-NN/model/        full weights, or a LoRA adapter on the base model
-    iter-NN/train_log.json     loss terms and ranking accuracy per logging step
+    iter-NN/train_log.json     loss terms and ranking accuracy per logging step, tokens and seconds
+    logs/iter-NN-train.log     gpus > 1: the output of the `accelerate launch`ed train stage
     iter-NN/eval/         as iter-00
     summary.json, summary.md   the per-iteration table
 
@@ -31,6 +33,7 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
+from harness import distributed
 from harness.runs import RunFolder, atomic_write_json
 from harness.train_config import TrainConfig
 from tasks.records import TrainingRecord
@@ -175,6 +178,11 @@ def weights_of(run: RunFolder, it: int) -> str | None:
     return str(path) if path.exists() else None
 
 
+def train_log_path(run: RunFolder, it: int) -> Path:
+    """Where the output of a multi-GPU train stage goes (gpus > 1; one process prints to the terminal)."""
+    return run.path / "logs" / f"{iter_dir(it)}-train.log"
+
+
 def warmup_stage(run: RunFolder, cfg: TrainConfig, base: str) -> None:
     """Iteration 0: supervised training on the references (also the non-iterative baseline's start)."""
     from harness import stages
@@ -184,8 +192,9 @@ def warmup_stage(run: RunFolder, cfg: TrainConfig, base: str) -> None:
         return
     groups = reference_groups(load_records(run, "train"), stages.record_prompt)
     with stage_dir(run, iter_dir(0)) as tmp:
-        stages.train_stage(cfg, base, None, groups, epochs=cfg.warmup_epochs,
-                           learning_rate=cfg.warmup_learning_rate, seed=cfg.seed, out=tmp)
+        distributed.train(cfg, base, None, groups, epochs=cfg.warmup_epochs,
+                          learning_rate=cfg.warmup_learning_rate, seed=cfg.seed, out=tmp,
+                          log=train_log_path(run, 0))
     run.mark_done(stage, [f"{iter_dir(0)}/model", f"{iter_dir(0)}/train_log.json"])
 
 
@@ -213,7 +222,7 @@ def iteration(run: RunFolder, cfg: TrainConfig, base: str, it: int) -> None:
     if not _done(run, f"{d}/sample"):
         stages.sample_stage(cfg, base, weights_of(run, sampling_source(cfg, it)), records,
                             seed=cfg.seed * 1000 + it, out=run.path / d / "candidates.jsonl")
-        run.mark_done(f"{d}/sample", [f"{d}/candidates.jsonl"])
+        run.mark_done(f"{d}/sample", [f"{d}/candidates.jsonl", f"{d}/sample_stats.json"])
     if not _done(run, f"{d}/score"):
         candidates = read_jsonl(run.path / d / "candidates.jsonl")
         stages.score_stage(cfg, records, candidates, run.path / d / "scores.jsonl",
@@ -222,9 +231,9 @@ def iteration(run: RunFolder, cfg: TrainConfig, base: str, it: int) -> None:
     if not _done(run, f"{d}/train"):
         groups = read_jsonl(run.path / d / "scores.jsonl")
         with stage_dir(run, f"{d}/train.out") as tmp:
-            stages.train_stage(cfg, base, weights_of(run, training_source(cfg, it)), groups,
-                               epochs=cfg.epochs_per_iter, learning_rate=cfg.learning_rate,
-                               seed=cfg.seed + it, out=tmp)
+            distributed.train(cfg, base, weights_of(run, training_source(cfg, it)), groups,
+                              epochs=cfg.epochs_per_iter, learning_rate=cfg.learning_rate,
+                              seed=cfg.seed + it, out=tmp, log=train_log_path(run, it))
         out = run.path / d / "train.out"
         for name in ("model", "train_log.json"):
             target = run.path / d / name
@@ -252,20 +261,3 @@ def run_iterations(run: RunFolder, cfg: TrainConfig) -> dict:
         log.info("iteration %d done", it)
     return write_summary(run, cfg)
 
-
-def describe_plan(cfg: TrainConfig) -> str:
-    """DRY_RUN=1: the resolved config and what one iteration costs, without running anything."""
-    lines = ["resolved config:"] + [f"  {k}: {v}" for k, v in cfg.to_dict().items()]
-    n = cfg.instructions_per_iter or ("all training instructions" if cfg.data != "resyn27k" else 27000)
-    per_iter = n if isinstance(n, int) else None
-    lines.append("per iteration:")
-    if per_iter:
-        lines += [f"  instructions: {per_iter}",
-                  f"  sampled candidates: {per_iter * (cfg.k - 1)} (k-1 = {cfg.k - 1} each)",
-                  f"  generated tokens: <= {per_iter * (cfg.k - 1) * cfg.max_new_tokens}",
-                  f"  syntax checks (iverilog -t null): <= {per_iter * (cfg.k - 1)}",
-                  f"  training sequences: {per_iter * cfg.k} x {cfg.epochs_per_iter} epoch(s)"]
-    else:
-        lines.append(f"  instructions: {n}; candidates, tokens and simulator calls scale with k-1 = {cfg.k - 1}")
-    lines.append(f"  held-out eval: {cfg.eval_bench or 'none'}, n={cfg.eval_n}")
-    return "\n".join(lines)

@@ -129,20 +129,23 @@ def load_tokenizer(cfg: ModelConfig, *, path: str | os.PathLike | None = None):
 
 
 def pick_device(cfg: ModelConfig) -> str:
+    """cpu, cuda, or cuda:LOCAL_RANK in a process started by `accelerate launch` (one GPU per process)."""
     import torch
 
-    if cfg.device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
     if cfg.device == "cuda" and not torch.cuda.is_available():
         raise UserError("device=cuda was asked for but no CUDA device is visible; use DEVICE=cpu or auto")
-    return cfg.device
+    device = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and "LOCAL_RANK" in os.environ:
+        # Under DDP each process must hold its own copy (QLoRA's device_map included) on its own GPU.
+        return f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    return device
 
 
 def pick_dtype(cfg: ModelConfig, device: str):
     import torch
 
     if cfg.dtype == "auto":
-        if device == "cuda" and torch.cuda.is_bf16_supported():
+        if device.startswith("cuda") and torch.cuda.is_bf16_supported():
             return torch.bfloat16
         return torch.float32
     return getattr(torch, cfg.dtype)

@@ -60,13 +60,21 @@ def truncate_at_stop(text: str, stop: str = STOP_TEXT) -> str:
     return text if at < 0 else text[: at + len(stop)]
 
 
+def record_stats(stats: dict, *, completions: int, tokens: int, seconds: float) -> dict:
+    """Fill ``stats`` with a sampler's measured throughput (the sample_stats.json fields)."""
+    stats.update(completions=completions, tokens=tokens, seconds=round(seconds, 6),
+                 tokens_per_s=round(tokens / seconds, 2) if seconds > 0 else None)
+    return stats
+
+
 def sample_completions(model, tokenizer, prompts: list[str], cfg: SamplingConfig,
-                       progress: bool = True) -> list[list[str]]:
+                       progress: bool = True, stats: dict | None = None) -> list[list[str]]:
     """cfg.num_samples completions for each formatted prompt (see harness.prompting.format_prompt).
 
     Returns one list per prompt, in prompt order. Completions are the generated text only, special tokens
     removed, cut after the first `endmodule` when cfg.stop_at_endmodule. The model is put in eval mode
-    for sampling and given back in the mode it came in.
+    for sampling and given back in the mode it came in. ``stats``, when given, receives completions,
+    tokens (generated, padding excluded), seconds and tokens_per_s.
     """
     import torch
     from tqdm import tqdm
@@ -90,6 +98,8 @@ def sample_completions(model, tokenizer, prompts: list[str], cfg: SamplingConfig
         bar.set_postfix(tok_s=f"{tokens / max(time.monotonic() - started, 1e-9):.1f}")
     bar.close()
     model.train(was_training)
+    if stats is not None:
+        record_stats(stats, completions=len(units), tokens=tokens, seconds=time.monotonic() - started)
     return results
 
 

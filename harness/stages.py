@@ -44,21 +44,50 @@ def workers(cfg: TrainConfig) -> int:
     return cfg.workers or os.cpu_count() or 1
 
 
-def sample_stage(cfg: TrainConfig, base: str, weights: str | None, records: list[TrainingRecord],
-                 seed: int, out: Path) -> None:
-    """k-1 completions per instruction from the model (base + optional weights) into ``out``."""
-    from harness.models import load_model, load_tokenizer
+def sample_texts(cfg: TrainConfig, base: str, weights: str | None, instructions: list[str], scfg,
+                 stats_path: Path) -> list[list[str]]:
+    """scfg.num_samples completions per instruction from cfg.sampler (hf or vllm), same contract for both;
+    the sampler's measured throughput goes to ``stats_path`` (sample_stats.json)."""
+    from harness.models import load_tokenizer
     from harness.prompting import format_prompt
-    from harness.sampling import SamplingConfig, sample_completions
-    from tasks.samples import atomic_write_text
+    from harness.runs import atomic_write_json
 
     mcfg = model_config(cfg, base)
     tokenizer = load_tokenizer(mcfg)
-    model = load_model(mcfg, adapter_path=weights, trainable=False)
+    prompts = [format_prompt(tokenizer, i) for i in instructions]
+    stats: dict = {"sampler": cfg.sampler}
+    if cfg.sampler == "vllm":
+        from harness import vllm_sampler
+        texts = vllm_sampler.sample_completions(base, weights, tokenizer, prompts, scfg, stats=stats,
+                                                tensor_parallel_size=cfg.tensor_parallel_size)
+    else:
+        from harness.models import load_model
+        from harness.sampling import sample_completions
+        model = load_model(mcfg, adapter_path=weights, trainable=False)
+        texts = sample_completions(model, tokenizer, prompts, scfg, stats=stats)
+    stats["prompts"] = len(prompts)
+    stats["prompt_tokens"] = sum(len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"])
+    stats["device"] = device_name()
+    atomic_write_json(stats_path, stats)
+    return texts
+
+
+def device_name() -> str:
+    import torch
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+
+
+def sample_stage(cfg: TrainConfig, base: str, weights: str | None, records: list[TrainingRecord],
+                 seed: int, out: Path) -> None:
+    """k-1 completions per instruction from the model (base + optional weights) into ``out``, and the
+    sampler's throughput into sample_stats.json beside it."""
+    from harness.sampling import SamplingConfig
+    from tasks.samples import atomic_write_text
+
     scfg = SamplingConfig(num_samples=cfg.k - 1, temperature=cfg.temperature, top_p=cfg.top_p,
                           max_new_tokens=cfg.max_new_tokens, batch_size=cfg.sample_batch_size, seed=seed)
     instructions = [record_prompt(r) for r in records]
-    texts = sample_completions(model, tokenizer, [format_prompt(tokenizer, i) for i in instructions], scfg)
+    texts = sample_texts(cfg, base, weights, instructions, scfg, out.with_name("sample_stats.json"))
     rows = [{"id": r.id, "instruction": i, "samples": t} for r, i, t in zip(records, instructions, texts)]
     atomic_write_text(out, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
@@ -83,39 +112,61 @@ def score_stage(cfg: TrainConfig, records: list[TrainingRecord], candidates: lis
 
 def train_stage(cfg: TrainConfig, base: str, weights: str | None, groups: list[dict], *,
                 epochs: float, learning_rate: float, seed: int, out: Path) -> dict:
-    """Train on scored groups (CE on the reference + alpha * ranking loss); save into ``out``/model."""
+    """Train on scored groups (CE on the reference + alpha * ranking loss); save into ``out``/model.
+
+    Runs in this process, or in each of the processes `accelerate launch` started (harness.distributed:
+    WORLD_SIZE > 1), which share the optimiser batch; their main process writes ``out``.
+    """
+    import time
+
     import torch
 
+    from harness.distributed import DEEPSPEED_JSON, save_from_processes
     from harness.models import load_model, load_tokenizer, save_adapter_or_model
     from harness.prompting import format_example
     from harness.ranking import build_ranking_dataset
     from harness.trainer import RankingConfig, RankingTrainer
 
+    processes = int(os.environ.get("WORLD_SIZE", "1"))
+    per_device, accumulation = cfg.process_batch(processes)
+    deepspeed = str(DEEPSPEED_JSON) if processes > 1 and cfg.distributed == "deepspeed" else None
+    cuda = torch.cuda.is_available()
     mcfg = model_config(cfg, base)
     tokenizer = load_tokenizer(mcfg)
     model = load_model(mcfg, adapter_path=weights, trainable=True)
     max_len = getattr(getattr(model, "config", None), "max_position_embeddings", None)
     dataset = build_ranking_dataset(groups, tokenizer, format_example, max_length=max_len)
     args = RankingConfig(
-        output_dir=str(out / "trainer"), per_device_train_batch_size=cfg.groups_per_batch,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps, num_train_epochs=epochs,
+        output_dir=str(out / "trainer"), per_device_train_batch_size=per_device,
+        gradient_accumulation_steps=accumulation, num_train_epochs=epochs,
         learning_rate=learning_rate, lr_scheduler_type="cosine", warmup_steps=0.05,
         alpha=cfg.alpha, margin=cfg.margin, length_normalize=cfg.length_normalize,
         split_gradients=cfg.split_gradients, forward_chunk_size=cfg.forward_chunk_size,
         gradient_checkpointing=False,
         logging_steps=max(1, len(dataset) // (cfg.groups_per_batch * 10)), save_strategy="no",
-        report_to=[], seed=seed, data_seed=seed, use_cpu=not torch.cuda.is_available(),
-        bf16=cfg.quant != "none" and torch.cuda.is_available(), disable_tqdm=False,
-        dataloader_num_workers=0)
+        report_to=[], seed=seed, data_seed=seed, use_cpu=not cuda,
+        # DeepSpeed trains the bf16 weights load_model gives on a GPU; QLoRA computes in bf16.
+        bf16=cuda and (cfg.quant != "none" or deepspeed is not None), deepspeed=deepspeed,
+        disable_tqdm=False, dataloader_num_workers=0)
     trainer = RankingTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    started = time.monotonic()
     result = trainer.train()
-    save_adapter_or_model(trainer.model, tokenizer, out / "model")
+    seconds = time.monotonic() - started
+    if processes > 1:
+        save_from_processes(trainer, tokenizer, out / "model")
+    else:
+        save_adapter_or_model(trainer.model, tokenizer, out / "model")
     history = [h for h in trainer.state.log_history if "ce_loss" in h]
     final = history[-1] if history else {}
+    sequences = sum(len(g["candidates"]) for g in dataset)
+    tokens = round(epochs * sum(len(c["input_ids"]) for g in dataset for c in g["candidates"]))
     info = {"groups": len(dataset), "epochs": epochs, "learning_rate": learning_rate,
             "train_loss": result.training_loss, "steps": trainer.state.global_step,
+            "processes": processes, "sequences": sequences, "tokens": tokens, "seconds": round(seconds, 3),
+            "tokens_per_s": round(tokens / seconds, 2) if seconds > 0 else None, "device": device_name(),
             "history": history, "final": final}
-    (out / "train_log.json").write_text(json.dumps(info, indent=2) + "\n")
+    if trainer.accelerator.is_main_process:
+        (out / "train_log.json").write_text(json.dumps(info, indent=2) + "\n")
     return info
 
 
@@ -134,14 +185,16 @@ def eval_problems(cfg: TrainConfig, heldout: list[TrainingRecord]) -> list[Probl
 def eval_stage(cfg: TrainConfig, base: str, weights: str | None, problems: list[Problem], *,
                seed: int, out: Path) -> dict:
     """Sample eval_n completions per problem and score them with the harness into ``out``."""
-    from harness.sampling import SamplingConfig, generate_samples_for_problems
+    from harness.sampling import SamplingConfig
     from tasks.evaluate import evaluate
     from tasks.reports import write_outcome
     from tasks.samples import write_samples
 
     scfg = SamplingConfig(num_samples=cfg.eval_n, temperature=cfg.eval_temperature, top_p=cfg.top_p,
                           max_new_tokens=cfg.max_new_tokens, batch_size=cfg.sample_batch_size, seed=seed)
-    samples = generate_samples_for_problems(problems, model_config(cfg, base), scfg, adapter_path=weights)
+    texts = sample_texts(cfg, base, weights, [build_prompt(p) for p in problems], scfg, out / "sample_stats.json")
+    samples = [{"task_id": p.task_id, "completion_id": j, "completion": text}
+               for p, completions in zip(problems, texts) for j, text in enumerate(completions)]
     write_samples(out / "samples.jsonl", samples)
     ks = tuple(k for k in (1, 5, 10) if k <= cfg.eval_n)
     outcome = evaluate(problems, samples, workers=workers(cfg), ks=ks, progress=True)

@@ -13,12 +13,13 @@ import sys
 from pathlib import Path
 
 from harness import loop
+from harness.compute import describe_plan
 from harness.report import try_build_report
 from harness.runs import RunFolder, write_manifest
 from harness.train_config import TrainConfig, load_config
 from verilog_tools.errors import UserError
 
-RESUMABLE_CHANGES = {"iters", "workers", "dry_run"}
+RESUMABLE_CHANGES = {"iters", "workers", "dry_run", "gpu_type", "measured_from"}
 
 
 def parse_args(argv: list[str]) -> tuple[TrainConfig, argparse.Namespace]:
@@ -60,6 +61,16 @@ def check_device(cfg: TrainConfig) -> None:
                         f"Use DRY_RUN=1 to inspect the plan, or PRESET=tiny-cpu on a CPU")
 
 
+def check_scaling(cfg: TrainConfig) -> None:
+    """Before the run spends any time: SAMPLER=vllm and GPUS=N can run here (one-line UserError if not)."""
+    from harness import distributed
+
+    if cfg.sampler == "vllm":
+        from harness import vllm_sampler
+        vllm_sampler.check_available(cfg.tensor_parallel_size)
+    distributed.check_gpus(cfg)
+
+
 def open_run(cfg: TrainConfig, args: argparse.Namespace) -> RunFolder:
     """A new run folder, or the existing one of ``--run`` if its config matches (resume/extend)."""
     path = Path(args.results_dir) / args.run if args.run else None
@@ -95,9 +106,10 @@ def open_run(cfg: TrainConfig, args: argparse.Namespace) -> RunFolder:
 def main_train(argv: list[str]) -> int:
     cfg, args = parse_args(argv)
     if cfg.dry_run:
-        print(loop.describe_plan(cfg))
+        print(describe_plan(cfg, str(Path(args.results_dir) / (args.run or "<RUN>"))))
         return 0
     check_device(cfg)
+    check_scaling(cfg)
     run = open_run(cfg, args)
     try:
         summary = loop.run_iterations(run, cfg)

@@ -18,6 +18,10 @@ PRESET_DIR = Path(__file__).with_name("presets")
 MODES = ("iterative", "static")
 SCORES = ("paper", "functional")
 QUANTS = ("none", "4bit", "8bit")
+SAMPLERS = ("hf", "vllm")
+DISTRIBUTED = ("ddp", "deepspeed")
+# GPU types the DRY_RUN compute estimate has rates for (harness/compute.py)
+GPU_TYPES = ("h100", "a100", "l4", "cpu")
 
 
 
@@ -68,6 +72,16 @@ class TrainConfig:
     seed: int = _f(0, "seed of data split, sampling and training")
     workers: int = _f(0, "parallel simulator processes (0 = all cores)")
     requires_gpu: bool = _f(False, "refuse to start without a CUDA device")
+    sampler: str = _f("hf", "sampler of candidates and evaluation samples: hf (transformers generate) | vllm "
+                            "(the [vllm] extra and a CUDA GPU; LoRA adapters served unmerged)")
+    tensor_parallel_size: int = _f(1, "sampler=vllm: GPUs one vLLM engine spans (tensor parallelism)")
+    gpus: int = _f(1, "GPUs of the train stage: 1 trains in this process; N > 1 runs it under "
+                      "`accelerate launch` with N processes (same optimiser batch, split across them)")
+    distributed: str = _f("ddp", "gpus > 1: ddp (data parallel: full, LoRA or QLoRA) | deepspeed (ZeRO-3; "
+                                 "full or LoRA fine-tuning without quantisation, split_gradients=false)")
+    gpu_type: str = _f("h100", "DRY_RUN compute estimate: GPU type to price hours for (h100 | a100 | l4 | cpu)")
+    measured_from: str = _f("", "DRY_RUN compute estimate: an earlier run folder whose measured tokens/s and "
+                                "completion lengths replace the assumed ones")
     dry_run: bool = _f(False, "print the resolved config and a compute estimate, run nothing")
 
     def __post_init__(self) -> None:
@@ -84,7 +98,13 @@ class TrainConfig:
             ("alpha", self.alpha >= 0, ">= 0"),
             ("margin", self.margin >= 0, ">= 0"),
             ("groups_per_batch", self.groups_per_batch >= 1, ">= 1"),
+            ("gradient_accumulation_steps", self.gradient_accumulation_steps >= 1, ">= 1"),
             ("max_new_tokens", self.max_new_tokens >= 1, ">= 1"),
+            ("sampler", self.sampler in SAMPLERS, f"one of {SAMPLERS}"),
+            ("tensor_parallel_size", self.tensor_parallel_size >= 1, ">= 1"),
+            ("gpus", self.gpus >= 1, ">= 1"),
+            ("distributed", self.distributed in DISTRIBUTED, f"one of {DISTRIBUTED}"),
+            ("gpu_type", self.gpu_type in GPU_TYPES, f"one of {GPU_TYPES}"),
         ]
         for name, ok, allowed in checks:
             if not ok:
@@ -93,6 +113,27 @@ class TrainConfig:
             self.lora = True
         if self.score == "functional" and self.data not in ("synthetic",):
             raise UserError("config field score='functional' needs tasks with testbenches: use data=synthetic")
+        if self.distributed == "deepspeed" and self.quant != "none":
+            raise UserError(f"distributed=deepspeed is for fine-tuning without quantisation, not quant={self.quant}: "
+                            "use distributed=ddp for QLoRA, or quant=none")
+        if self.distributed == "deepspeed" and self.split_gradients:
+            raise UserError("distributed=deepspeed needs split_gradients=false (DeepSpeed steps its optimiser "
+                            "on every backward pass): set split_gradients: false, or use distributed=ddp")
+        self.process_batch(self.gpus)
+
+    def process_batch(self, processes: int) -> tuple[int, int]:
+        """(groups per micro-batch, accumulation steps) of each of ``processes`` training processes.
+
+        The optimiser batch stays groups_per_batch x gradient_accumulation_steps groups on any number of
+        GPUs: the accumulation steps are divided among the processes, else the micro-batch is.
+        """
+        n, ga, gb = processes, self.gradient_accumulation_steps, self.groups_per_batch
+        if ga % n == 0:
+            return gb, ga // n
+        if gb % n == 0:
+            return gb // n, ga
+        raise UserError(f"gpus={n} must divide gradient_accumulation_steps={ga} or groups_per_batch={gb} "
+                        "so that every GPU count trains with the same optimiser batch; change one of them")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -18,8 +18,10 @@ Two ways to compute the gradient, the same gradient (tests/test_trainer.py check
   ``w * (alpha * dL/dp_i * p_i + [reference] L_CE)`` chunk by chunk, so peak activation memory is
   about one chunk's. Exact only if both passes compute the same p_i: dropout must be off (or seeded
   identically); the tiny model has none, and LoRA dropout breaks exactness (gradients then come from
-  a second dropout mask: still an unbiased estimate, like any dropout step). Several backward calls
-  per micro-batch would each all-reduce under DDP, so split mode refuses to run on several processes.
+  a second dropout mask: still an unbiased estimate, like any dropout step). Under DDP every backward
+  but a micro-batch's last runs in ``no_sync``, so each process all-reduces once per micro-batch
+  whatever number of chunks it needs (the count differs between processes; one all-reduce per
+  backward would deadlock). DeepSpeed and FSDP, which step or shard on every backward, are refused.
 
 Scaling. A micro-batch's loss is the mean over its groups; ``loss_is_scaled_for_ga = False`` lets the
 Trainer divide it by the number of accumulation steps (split mode applies the same factor ``w``
@@ -32,9 +34,12 @@ Logged separately (averaged over the logging window): ``ce_loss``, ``rank_loss``
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 from dataclasses import dataclass, field
 
 import torch
+from accelerate.utils import DistributedType
 from trl import SFTConfig, SFTTrainer
 
 from harness.ranking import RankingCollator, ranking_loss, ranking_loss_and_grad, sequence_logprobs
@@ -86,8 +91,10 @@ class RankingTrainer(SFTTrainer):
             data_collator = RankingCollator(pad if pad is not None else processing_class.eos_token_id)
         super().__init__(model=model, args=args, train_dataset=train_dataset,
                          processing_class=processing_class, data_collator=data_collator, **kwargs)
-        if args.split_gradients and self.accelerator.num_processes > 1:
-            raise ValueError("split_gradients=True supports one process only; set it False for DDP/FSDP")
+        if (args.split_gradients and self.accelerator.num_processes > 1
+                and self.accelerator.distributed_type not in (DistributedType.MULTI_GPU, DistributedType.MULTI_CPU)):
+            raise ValueError("split_gradients=True runs in one process or under DDP only; set it False for "
+                             "DeepSpeed/FSDP")
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """The joint computation: all candidates of the batch in one graph."""
@@ -103,9 +110,10 @@ class RankingTrainer(SFTTrainer):
             self.optimizer.train()
         inputs = self._prepare_inputs(inputs)
         steps = getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
+        no_sync = functools.partial(self.accelerator.no_sync, model)  # a null context in one process
         with self.compute_loss_context_manager(), self.maybe_activation_offload_context:
             loss, stats = split_backward(model, inputs, self.args, scale=1.0 / steps,
-                                         backward=self.accelerator.backward)
+                                         backward=self.accelerator.backward, no_sync=no_sync)
         self._record(stats)
         return loss.detach() / steps
 
@@ -158,8 +166,13 @@ def joint_loss(model, inputs, args) -> tuple[torch.Tensor, dict]:
     return torch.stack(losses).mean(), _finish_stats(stats, len(losses))
 
 
-def split_backward(model, inputs, args, *, scale: float, backward) -> tuple[torch.Tensor, dict]:
-    """Back-propagate the joint loss (times ``scale``) in two passes; return the loss value and stats."""
+def split_backward(model, inputs, args, *, scale: float, backward,
+                   no_sync=contextlib.nullcontext) -> tuple[torch.Tensor, dict]:
+    """Back-propagate the joint loss (times ``scale``) in two passes; return the loss value and stats.
+
+    Every chunk but the last is run and back-propagated inside ``no_sync()`` (DDP: gradients accumulate
+    locally and the last backward all-reduces their sum).
+    """
     n_rows = inputs["input_ids"].shape[0]
     device = inputs["input_ids"].device
     chunks = torch.arange(n_rows, device=device).split(args.forward_chunk_size)
@@ -179,11 +192,13 @@ def split_backward(model, inputs, args, *, scale: float, backward) -> tuple[torc
     is_ref = inputs["is_reference"]
     needed = ((coef != 0) | is_ref).nonzero().squeeze(1)
     ce_sum = 0.0
-    for rows in needed.split(args.forward_chunk_size):
-        p_rows, means = _logprobs(model, inputs, rows, args.length_normalize)
-        ce_rows = -(means * is_ref[rows]).sum()
-        objective = (coef[rows].to(p_rows.dtype) * p_rows).sum() + ce_rows
-        backward(objective * weight)
+    pass2 = needed.split(args.forward_chunk_size)  # never empty: every group has its reference
+    for index, rows in enumerate(pass2):
+        with no_sync() if index < len(pass2) - 1 else contextlib.nullcontext():
+            p_rows, means = _logprobs(model, inputs, rows, args.length_normalize)
+            ce_rows = -(means * is_ref[rows]).sum()
+            objective = (coef[rows].to(p_rows.dtype) * p_rows).sum() + ce_rows
+            backward(objective * weight)
         ce_sum += ce_rows.item()
     total = (ce_sum + args.alpha * sum(rank_values)) / len(groups)
     stats["ce_loss"], stats["rank_loss"] = ce_sum, sum(rank_values)

@@ -9,7 +9,7 @@ DOCKER_CACHE ?= $(CURDIR)/.cache/docker
 # Make variables forwarded into the container (when non-empty). Paths must lie under results/.
 DOCKER_VARS ?= BENCH SAMPLES MODEL PROBLEMS K N RUN FAIL_UNDER WORKERS TIMEOUT LIMIT ALLOW_MISSING \
   TEMPERATURE TOP_P DATA FILTER SEED ITERS PRESET QUANT MODE SCORE RESTART EVAL_BENCH DRY_RUN CONFIG \
-  PYTEST_ARGS
+  SAMPLER GPUS DISTRIBUTED GPU_TYPE MEASURED_FROM PYTEST_ARGS
 # Data directories: when set in the environment, mounted read-only at the same path and passed on.
 DOCKER_DATA_ENV ?= VERILOG_EVAL_V1_DIR VERILOG_EVAL_V2_DIR RTLCODER_SMALL_DIR
 # Extra `docker run` options (e.g. --shm-size=16g for multi-worker data loading).
