@@ -152,9 +152,10 @@ def skip_without_docker_mk() -> None:
 
 def make_dry_run(*args: str) -> str:
     skip_without_docker_mk()
-    # an outer `make test PYTEST_ARGS=...` must not leak its command-line variables into this make
-    env = {k: v for k, v in os.environ.items()
-           if not k.endswith("_DIR") and k not in ("MAKEFLAGS", "MAKEOVERRIDES", "MFLAGS", "MAKELEVEL")}
+    # an outer `make test PYTEST_ARGS=...` exports its command-line variables: keep them out of this make
+    make_vars = set(re.findall(r"^(\w+) \?=", (REPO / "Makefile").read_text(), re.M))
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_DIR") and k not in make_vars
+           and k not in ("MAKEFLAGS", "MAKEOVERRIDES", "MFLAGS", "MAKELEVEL")}
     out = subprocess.run(["make", "-s", "-n", *args], cwd=REPO, capture_output=True, text=True, env=env,
                          timeout=60)
     assert out.returncode == 0, out.stderr
