@@ -157,7 +157,22 @@ def pass_at_1_table(arms_dir: Path) -> tuple[list[dict], str]:
     return rows, "\n".join(lines)
 
 
-def write_results(run: RunFolder, cfg: AblationConfig, elapsed: float) -> str:
+def arms_wall_minutes(arms_dir: Path) -> float | None:
+    """Minutes from the first arm's start to the last arm's finish (from their manifests)."""
+    from datetime import datetime
+
+    times = []
+    for mode, filter_on in ARMS:
+        try:
+            m = json.loads((arms_dir / arm_name(mode, filter_on) / "manifest.json").read_text())
+            times.append((datetime.strptime(m["started"], "%Y-%m-%dT%H:%M:%S%z"),
+                          datetime.strptime(m["finished"], "%Y-%m-%dT%H:%M:%S%z")))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+    return (max(f for _, f in times) - min(s for s, _ in times)).total_seconds() / 60
+
+
+def write_results(run: RunFolder, cfg: AblationConfig, jobs: int) -> str:
     from harness.report import compare_runs, try_build_report
 
     arms_dir = run.path / "arms"
@@ -169,12 +184,17 @@ def write_results(run: RunFolder, cfg: AblationConfig, elapsed: float) -> str:
                  labels=[arm_label(m, f) for m, f in ARMS], title="Ablation: held-out pass@1 per iteration")
     text = (f"# Ablation: {{iterative, static}} x {{filter on, off}} (preset {cfg.preset})\n\n"
             f"Held-out pass@1 per iteration; every arm has the same seed, data order and compute. "
-            f"Wall time of this invocation: {elapsed / 60:.1f} min.\n\n{table}\n\n"
+            f"Arms run {jobs} at a time; first start to last finish: {_minutes(arms_wall_minutes(arms_dir))}."
+            f"\n\n{table}\n\n"
             f"![pass@1 per iteration](compare_pass_at_1.png)\n\nDetails of each arm: compare.md and arms/<arm>/report.md.\n")
     run.write_text("ablation.md", text)
     run.write_json("ablation.json", {"config": asdict(cfg), "rows": rows,
                                      "arms": {arm_label(m, f): str(Path("arms") / arm_name(m, f)) for m, f in ARMS}})
     return table
+
+
+def _minutes(value: float | None) -> str:
+    return "unknown (an arm's manifest lacks its times)" if value is None else f"{value:.1f} min"
 
 
 def open_ablation(cfg: AblationConfig, results_dir: str, name: str | None) -> RunFolder:
@@ -207,7 +227,6 @@ def main_ablation(argv: list[str]) -> int:
     train_cfg = load_config(cfg.preset, cfg.config, cfg.overrides())  # a broken config fails here, not in 4 arms
     jobs = auto_jobs(cfg, train_cfg)
     run = open_ablation(cfg, args.results_dir, args.run)
-    started = time.monotonic()
     try:
         codes = run_arms(cfg, run.path / "arms", jobs, total_stages=4 + 4 * train_cfg.iters)
         failed = {name: code for name, code in codes.items() if code != 0}
@@ -215,7 +234,7 @@ def main_ablation(argv: list[str]) -> int:
             name, code = next(iter(failed.items()))
             raise UserError(f"ablation arm {name} failed (exit {code}); see {run.path / 'arms' / f'{name}.log'}, "
                             f"fix it and rerun the same command (RUN={run.path.name}) to resume")
-        table = write_results(run, cfg, time.monotonic() - started)
+        table = write_results(run, cfg, jobs)
     except BaseException:
         run.release()
         raise
