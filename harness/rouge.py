@@ -48,25 +48,27 @@ class ReferenceLcs:
         for position, token in enumerate(tokens):
             masks[token] = masks.get(token, 0) | (1 << position)
         self._masks = masks
+        self._seen: dict[str, float] = {}   # a model often samples the same text twice for one instruction
 
     def lcs_length(self, candidate_tokens: list[str]) -> int:
         """Length of the longest common subsequence of the reference's tokens and these."""
-        masks, full = self._masks, self._full
+        full = self._full
         v = full  # bit k clear <=> the LCS row count increases at reference position k
-        for token in candidate_tokens:
-            match = masks.get(token)
-            if match is None:
-                continue  # no match anywhere: the recurrence leaves v unchanged
+        # A token absent from the reference leaves v unchanged: skip it (a mask is never 0).
+        for match in filter(None, map(self._masks.get, candidate_tokens)):
             u = v & match
             v = ((v + u) | (v - u)) & full
         return self.n_tokens - v.bit_count()
 
     def f_measure(self, candidate: str) -> float:
-        """Rouge-L F-measure of ``candidate`` against this reference."""
-        tokens = tokenize(candidate)
-        if self.n_tokens == 0 or not tokens:
-            return 0.0
-        return f_measure(self.lcs_length(tokens), self.n_tokens, len(tokens))
+        """Rouge-L F-measure of ``candidate`` against this reference (identical candidates computed once)."""
+        score = self._seen.get(candidate)
+        if score is None:
+            tokens = tokenize(candidate)
+            score = 0.0 if self.n_tokens == 0 or not tokens else \
+                f_measure(self.lcs_length(tokens), self.n_tokens, len(tokens))
+            self._seen[candidate] = score
+        return score
 
 
 def rouge_l(reference: str, candidate: str) -> float:
