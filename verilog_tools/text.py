@@ -7,6 +7,7 @@ are lexed first, as Icarus does, so a quote or `//` inside one does not open a s
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -102,8 +103,14 @@ def blank_comments_and_strings(code: str) -> str:
 
 def tokenize(code: str) -> list[Token]:
     """Tokens of `code` outside comments (string literals come back blanked)."""
+    return list(_tokens(code))
+
+
+@functools.lru_cache(maxsize=256)
+def _tokens(code: str) -> tuple[Token, ...]:
+    # extract_code and its helpers tokenize the same text several times; Tokens are immutable.
     blank = blank_comments_and_strings(code)
-    return [Token(m.lastgroup, m.group(), m.start()) for m in _TOKEN.finditer(blank)]
+    return tuple(Token(m.lastgroup, m.group(), m.start()) for m in _TOKEN.finditer(blank))
 
 
 def count_modules(code: str) -> int:
