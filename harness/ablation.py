@@ -23,6 +23,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from harness.mdtable import md_table
 from harness.runs import RunFolder, write_manifest
 from harness.train_config import load_config
 from verilog_tools.config import option as _f
@@ -142,19 +143,14 @@ def pass_at_1_table(arms_dir: Path) -> tuple[list[dict], str]:
         series[arm_label(mode, filter_on)] = {r["iteration"]: r.get("pass@1") for r in summary["iterations"]}
     iterations = sorted({i for s in series.values() for i in s})
     rows = [{"iteration": i, **{label: s.get(i) for label, s in series.items()}} for i in iterations]
-
-    def cell(v):
-        return "-" if v is None else f"{v:.3f}"
-    head = ["iteration", *series]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join([str(r["iteration"])] + [cell(r[label]) for label in series]) + " |" for r in rows]
-    last = {label: s.get(iterations[-1]) for label, s in series.items()}
-    best = {label: max((v for v in s.values() if v is not None), default=None) for label, s in series.items()}
-    lines += ["", "| arm | pass@1 at the last iteration | best pass@1 | change from iteration 0 |", "|---|---|---|---|"]
-    lines += [f"| {label} | {cell(last[label])} | {cell(best[label])} | "
-              f"{'-' if last[label] is None or s.get(0) is None else f'{last[label] - s[0]:+.3f}'} |"
-              for label, s in series.items()]
-    return rows, "\n".join(lines)
+    per_iteration = md_table(["iteration", *series], [[r["iteration"], *(r[label] for label in series)] for r in rows])
+    summary = []
+    for label, s in series.items():
+        last = s.get(iterations[-1])
+        change = None if last is None or s.get(0) is None else f"{last - s[0]:+.3f}"
+        summary.append([label, last, max((v for v in s.values() if v is not None), default=None), change])
+    header = ["arm", "pass@1 at the last iteration", "best pass@1", "change from iteration 0"]
+    return rows, per_iteration + "\n\n" + md_table(header, summary)
 
 
 def arms_wall_minutes(arms_dir: Path) -> float | None:
