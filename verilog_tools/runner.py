@@ -4,8 +4,9 @@
 - stdin closed (/dev/null), a scrubbed environment (PATH = the tool's dir + /usr/bin:/bin, LANG=C,
   HOME and TMPDIR = the sample dir), its own session and process group (start_new_session);
 - a wall-clock limit enforced by a timer that SIGKILLs the whole process group (no polling);
-- resource limits in the child (see Cost): RLIMIT_CPU (CPU seconds), RLIMIT_AS (memory), RLIMIT_FSIZE (every file the
-  child writes, its captured stdout/stderr included: a flood ends in SIGXFSZ), RLIMIT_CORE = 0;
+- resource limits in the child (see Cost): RLIMIT_CPU (CPU seconds), RLIMIT_AS (memory), RLIMIT_FSIZE
+  (every file the child writes, its captured stdout/stderr included: a flood ends in SIGXFSZ),
+  RLIMIT_CORE = 0;
 - stdout/stderr written to files in the sample dir and read back up to `output_bytes`;
 - a SIGKILL of the whole process group when the child exits, even on success, so a grandchild that
   stays in the group (a forked sleeper, a runaway simulator) never outlives the call.
@@ -19,8 +20,8 @@ What it does NOT protect against (it is not a container):
 - disk use is bounded per file (RLIMIT_FSIZE), not in the number of files.
 
 Safe to call from many threads at once: nothing is shared between calls except the read-only config.
-Cost: the limits are set by util-linux's ``prlimit`` exec'd in front of the tool (about 6 ms per process,
-whatever the parent's size), so the child starts by vfork/posix_spawn. Without a working ``prlimit`` they
+Cost: the limits are set by util-linux's ``prlimit`` exec'd in front of the tool (one more exec, a few ms
+per process whatever the parent's size), so the child starts by vfork/posix_spawn. Without a working ``prlimit`` they
 are set by a preexec function, which forces a full fork: cheap from a small process, but about 25 ms
 more from a trainer holding torch and a model. The wait itself has no polling latency.
 """
@@ -131,12 +132,15 @@ _PRLIMIT_FLAGS = {resource.RLIMIT_CPU: "--cpu", resource.RLIMIT_AS: "--as", reso
                   resource.RLIMIT_CORE: "--core"}
 
 
-def _prlimit_prefix(settings: list[tuple[int, int, int]]) -> list[str] | None:
-    """``prlimit --cpu=S:H ... --`` to exec in front of the tool, or None when prlimit cannot be used."""
-    tool = _working_prlimit()
-    if tool is None:
-        return None
+def _prlimit_argv(tool: str, settings: list[tuple[int, int, int]]) -> list[str]:
+    """``prlimit --cpu=S:H ... --``, to be followed by the command it execs."""
     return [tool, *(f"{_PRLIMIT_FLAGS[which]}={soft}:{hard}" for which, soft, hard in settings), "--"]
+
+
+def _prlimit_prefix(settings: list[tuple[int, int, int]]) -> list[str] | None:
+    """The prlimit argv to exec in front of the tool, or None when prlimit cannot be used."""
+    tool = _working_prlimit()
+    return None if tool is None else _prlimit_argv(tool, settings)
 
 
 @functools.lru_cache(maxsize=1)
@@ -146,7 +150,7 @@ def _working_prlimit() -> str | None:
     true = shutil.which("true", path="/usr/bin:/bin")
     if tool is None or true is None:
         return None
-    probe = [tool, *(f"{_PRLIMIT_FLAGS[w]}={s}:{h}" for w, s, h in _rlimit_settings(Limits())), "--", true]
+    probe = _prlimit_argv(tool, _rlimit_settings(Limits())) + [true]
     try:
         ok = subprocess.run(probe, stdin=subprocess.DEVNULL, capture_output=True, timeout=10).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
