@@ -217,6 +217,10 @@ def generate_samples_for_problems(problems, model_cfg, sampling_cfg: SamplingCon
     tokenizer = load_tokenizer(model_cfg)
     model = load_model(model_cfg, adapter_path=adapter_path, trainable=False)
     prompts = [format_prompt(tokenizer, build_prompt(p)) for p in problems]
-    completions = sample_completions(model, tokenizer, prompts, sampling_cfg, progress=progress)
+    return sample_rows(problems, sample_completions(model, tokenizer, prompts, sampling_cfg, progress=progress))
+
+
+def sample_rows(problems, completions: list[list[str]]) -> list[dict]:
+    """samples.jsonl rows {task_id, completion_id, completion}: completions[i] are problems[i]'s."""
     return [{"task_id": p.task_id, "completion_id": j, "completion": text}
             for p, texts in zip(problems, completions) for j, text in enumerate(texts)]

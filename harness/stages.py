@@ -185,7 +185,7 @@ def eval_problems(cfg: TrainConfig, heldout: list[TrainingRecord]) -> list[Probl
 def eval_stage(cfg: TrainConfig, base: str, weights: str | None, problems: list[Problem], *,
                seed: int, out: Path) -> dict:
     """Sample eval_n completions per problem and score them with the harness into ``out``."""
-    from harness.sampling import SamplingConfig
+    from harness.sampling import SamplingConfig, sample_rows
     from tasks.evaluate import evaluate
     from tasks.reports import write_outcome
     from tasks.samples import write_samples
@@ -193,8 +193,7 @@ def eval_stage(cfg: TrainConfig, base: str, weights: str | None, problems: list[
     scfg = SamplingConfig(num_samples=cfg.eval_n, temperature=cfg.eval_temperature, top_p=cfg.top_p,
                           max_new_tokens=cfg.max_new_tokens, batch_size=cfg.sample_batch_size, seed=seed)
     texts = sample_texts(cfg, base, weights, [build_prompt(p) for p in problems], scfg, out / "sample_stats.json")
-    samples = [{"task_id": p.task_id, "completion_id": j, "completion": text}
-               for p, completions in zip(problems, texts) for j, text in enumerate(completions)]
+    samples = sample_rows(problems, texts)
     write_samples(out / "samples.jsonl", samples)
     ks = tuple(k for k in (1, 5, 10) if k <= cfg.eval_n)
     outcome = evaluate(problems, samples, workers=workers(cfg), ks=ks, progress=True)
