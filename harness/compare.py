@@ -94,7 +94,7 @@ def compare_runs(run_dirs: list[Path], out_dir: Path, labels: list[str] | None =
     labels = list(labels) if labels else default_labels(run_dirs)
     if len(labels) != len(run_dirs):
         raise UserError(f"{len(labels)} labels for {len(run_dirs)} runs; give exactly one label per run")
-    runs = [rd.load_run(rd.require_run_folder(p)) for p in run_dirs]
+    runs = [rd.load_run(p) for p in run_dirs]
     title = title or "Held-out pass@1 per iteration"
     tables = (f"Held-out pass@1 per iteration:\n\n{pass_at_1_table(runs, labels)}\n\n"
               f"At each run's last evaluated iteration:\n\n{summary_table(runs, labels)}")

@@ -118,6 +118,7 @@ def plot_training_curves(path: Path, histories: dict[int, list[dict]], title: st
 
 def draw_run_plots(run, plots_dir: Path) -> list[tuple[str, Path]]:
     """The plots of a train run's report (`harness.report_data.RunData`): (title, path) of each written."""
+    from harness.loop import iter_dir
     from harness.report_data import benchmark_of, train_history
 
     rows = run.rows
@@ -154,7 +155,7 @@ def draw_run_plots(run, plots_dir: Path) -> list[tuple[str, Path]]:
         if path is not None:
             out.append((label, path))
     iters = [r["iteration"] for r in rows if r["iteration"] > 0]
-    histories = {it: train_history(run.path / f"iter-{it:02d}") for it in iters}
+    histories = {it: train_history(run.path / iter_dir(it)) for it in iters}
     if any(histories.values()):
         shown = [it for it, h in histories.items() if h]
         title = (f"Training curves per logging step, iterations {shown[0]}-{shown[-1]} "

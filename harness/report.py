@@ -192,7 +192,7 @@ def render(run: rd.RunData, plots_dir: Path) -> str:
 
 def build_report(run_dir: str | Path) -> Path:
     """Write ``report.md`` (and ``plots/*.png`` for train runs) into ``run_dir``; returns report.md."""
-    run = rd.load_run(rd.require_run_folder(run_dir))
+    run = rd.load_run(run_dir)
     return atomic_write_text(run.path / "report.md", render(run, run.path / "plots"))
 
 

@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.loop import iter_dir, read_jsonl
 from harness.scoring import mean_score
 from verilog_tools import status as st
 from verilog_tools.errors import UserError
@@ -39,12 +40,7 @@ class RunData:
     config: dict
     rows: list[dict]                    # train: one per iteration found; eval: one row, iteration None
     eval_dirs: dict = field(default_factory=dict)   # iteration (None for eval runs) -> folder
-    planned_iters: int | None = None    # train: iterations the config asks for
     complete: bool = True
-
-    @property
-    def label(self) -> str:
-        return self.path.name
 
     def eval_metrics(self, it) -> dict:
         return read_json(self.eval_dirs[it] / "metrics.json") if it in self.eval_dirs else {}
@@ -55,11 +51,6 @@ def read_json(path: Path) -> dict:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
 
 
 def is_run_folder(path: Path) -> bool:
@@ -75,20 +66,19 @@ def require_run_folder(path: str | Path) -> Path:
 
 
 def load_run(path: str | Path) -> RunData:
-    """Every metric of the run at ``path`` that its files hold."""
-    path = Path(path)
+    """Every metric of the run at ``path`` that its files hold (`UserError` if it is no run folder)."""
+    path = require_run_folder(path)
     manifest = read_json(path / "manifest.json")
     config = manifest.get("config") or read_json(path / "summary.json").get("config") or {}
     complete = not (path / ".incomplete").exists()
     iters = sorted(int(m.group(1)) for p in path.iterdir() if (m := ITER_DIR.match(p.name)) and p.is_dir())
     if manifest.get("kind") == "eval" or (not iters and (path / "metrics.json").exists()):
         row = {"iteration": None, **eval_row(path)}
-        return RunData(path, "eval", manifest, config, [row], {None: path}, None, complete)
-    rows = [iteration_row(path / f"iter-{it:02d}", it) for it in iters]
-    evals = {it: path / f"iter-{it:02d}" / "eval" for it in iters
-             if (path / f"iter-{it:02d}" / "eval" / "metrics.json").exists()}
-    planned = config.get("iters")
-    return RunData(path, "train", manifest, config, rows, evals, planned, complete)
+        return RunData(path, "eval", manifest, config, [row], {None: path}, complete)
+    rows = [iteration_row(path / iter_dir(it), it) for it in iters]
+    evals = {it: path / iter_dir(it) / "eval" for it in iters
+             if (path / iter_dir(it) / "eval" / "metrics.json").exists()}
+    return RunData(path, "train", manifest, config, rows, evals, complete)
 
 
 def iteration_row(folder: Path, it: int) -> dict:
@@ -142,10 +132,10 @@ def train_history(folder: Path) -> list[dict]:
 
 def missing_iterations(run: RunData) -> dict[str, list[int]]:
     """Iterations the config plans that lack held-out results or training (train runs only)."""
-    if run.kind != "train" or run.planned_iters is None:
+    if run.kind != "train" or run.config.get("iters") is None:
         return {}
-    found = {r["iteration"]: r for r in run.rows}
-    planned = range(int(run.planned_iters) + 1)
+    found = {r["iteration"] for r in run.rows}
+    planned = range(int(run.config["iters"]) + 1)
     out = {"no folder": [i for i in planned if i not in found],
            "no held-out eval": [i for i in planned if i in found and i not in run.eval_dirs]}
     if "eval_bench" in run.config and not run.config["eval_bench"]:
