@@ -9,14 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness import report_data as rd
-from harness.mdtable import md_table
+from harness.mdtable import exact, md_table
 from tasks.samples import atomic_write_text
 from verilog_tools.errors import UserError
 
-SUMMARY = (("eval_syntax_valid", "held-out syntax-valid"), ("cand_syntax_valid_rate", "candidates syntax-valid"),
-           ("cand_multi_module_rate", "candidates multi-module"), ("cand_mean_score", "mean candidate score"),
-           ("cand_mean_rouge_l", "mean Rouge-L"), ("ce_loss", "CE loss"), ("rank_loss", "rank loss"),
-           ("rank_accuracy", "rank accuracy"))
 PLOT_NAME = "compare_pass_at_1.png"
 
 
@@ -54,8 +50,8 @@ def summary_table(runs: list[rd.RunData], labels: list[str]) -> str:
         change = None if first is None or last.get("pass@1") is None else f"{last['pass@1'] - first:+.3f}"
         rows.append([label, "eval" if run.kind == "eval" else last.get("iteration"), last.get("pass@1"),
                      None if best is None or run.kind == "eval" else f"{best[1]:.3f} (it. {best[0]})", change]
-                    + [last.get(k) for k, _ in SUMMARY])
-    header = ["run", "last iteration", "pass@1", "best pass@1", "change from it. 0"] + [h for _, h in SUMMARY]
+                    + [last.get(k) for k in rd.METRICS])
+    header = ["run", "last iteration", "pass@1", "best pass@1", "change from it. 0"] + list(rd.METRICS.values())
     return md_table(header, rows)
 
 
@@ -70,8 +66,6 @@ def config_differences(runs: list[rd.RunData], labels: list[str]) -> str:
     differ = [k for k in keys if len({repr(f.get(k)) for f in all_facts}) > 1 and k not in ("run", "results_dir")]
     if not differ:
         return "The runs' configs are identical."
-    def exact(v):  # a config value as written (0.0001, not 0.000)
-        return repr(v) if isinstance(v, float) else v
     return md_table(["field"] + labels, [[k] + [exact(f.get(k)) for f in all_facts] for k in differ])
 
 

@@ -119,10 +119,10 @@ def plot_training_curves(path: Path, histories: dict[int, list[dict]], title: st
 def draw_run_plots(run, plots_dir: Path) -> list[tuple[str, Path]]:
     """The plots of a train run's report (`harness.report_data.RunData`): (title, path) of each written."""
     from harness.loop import iter_dir
-    from harness.report_data import benchmark_of, train_history
+    from harness.report_data import benchmark_of, pass_keys, train_history
 
     rows = run.rows
-    ks = sorted({k for r in rows for k in r if k.startswith("pass@")}, key=lambda k: int(k[5:]))
+    ks = pass_keys(rows)
     n = next((r.get("eval_n") for r in rows if r.get("eval_n") is not None), "?")
     metric = ks[0] if len(ks) == 1 else "pass@k"
     plan = [

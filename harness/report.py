@@ -16,7 +16,7 @@ from pathlib import Path
 
 from harness import report_data as rd
 from harness.compare import compare_runs  # noqa: F401  (re-exported)
-from harness.mdtable import md_table
+from harness.mdtable import exact, md_table
 from tasks.samples import atomic_write_text
 from verilog_tools import status as st
 
@@ -35,21 +35,11 @@ PAPER_RESULTS = (
      "source": "Liu et al., RTLCoder, arXiv 2312.08617"},
 )
 KS = ["pass@1", "pass@5", "pass@10"]
-COLUMNS = {  # per-iteration table: row key -> header
-    "eval_syntax_valid": "held-out syntax-valid", "cand_syntax_valid_rate": "candidates syntax-valid",
-    "cand_multi_module_rate": "candidates multi-module", "cand_mean_score": "mean candidate score",
-    "cand_mean_rouge_l": "mean Rouge-L", "ce_loss": "CE loss", "rank_loss": "rank loss",
-    "rank_accuracy": "rank accuracy"}
-
-
-def pass_keys(rows: list[dict]) -> list[str]:
-    keys = {k for r in rows for k in r if k.startswith("pass@")}
-    return sorted(keys, key=lambda k: int(k.split("@")[1]))
 
 
 def iteration_table(rows: list[dict]) -> str:
-    keys = pass_keys(rows) + [k for k in COLUMNS if any(r.get(k) is not None for r in rows)]
-    header = ["iteration"] + [f"held-out {k}" if k.startswith("pass@") else COLUMNS[k] for k in keys]
+    keys = rd.pass_keys(rows) + [k for k in rd.METRICS if any(r.get(k) is not None for r in rows)]
+    header = ["iteration"] + [f"held-out {k}" if k.startswith("pass@") else rd.METRICS[k] for k in keys]
     return md_table(header, [[r["iteration"]] + [r.get(k) for k in keys] for r in rows])
 
 
@@ -131,17 +121,13 @@ def paper_section(run: rd.RunData) -> str:
         if m.get("smoke"):
             name += f" (SMOKE: {m.get('problems')} problems)"
         rows.append([name, m.get("benchmark")] + [_percent(m.get("pass_at_k", {}).get(k), 100) for k in KS]
-                    + [m.get("n"), _exact(m.get("temperature")), m.get("simulator"), f"`{run.path.name}`"])
+                    + [m.get("n"), exact(m.get("temperature")), m.get("simulator"), f"`{run.path.name}`"])
     note = ("pass@k in percent. The paper rows are quoted, not re-measured. "
             "\"as reported\": not determined here; see the cited paper.")
     if bench not in {p["benchmark"] for p in PAPER_RESULTS}:
         note += f" This run used {bench}, which the quoted numbers do not cover: compare with care."
     header = ["system", "benchmark"] + KS + ["n", "temperature", "simulator", "source"]
     return "## Against the published numbers\n\n" + note + "\n\n" + md_table(header, rows)
-
-
-def _exact(v):
-    return None if v is None else str(v)
 
 
 def _percent(v, scale: float) -> str | None:
@@ -171,7 +157,7 @@ def standard_error_note(rows: list[dict]) -> str:
 
 
 def eval_table(rows: list[dict]) -> str:
-    keys = pass_keys(rows)
+    keys = rd.pass_keys(rows)
     return md_table(["benchmark", "problems"] + keys + ["syntax-valid", "n", "temperature"],
                     [[r.get("benchmark"), r.get("problems")] + [r.get(k) for k in keys]
                      + [r.get("eval_syntax_valid"), r.get("eval_n"), r.get("eval_temperature")] for r in rows])

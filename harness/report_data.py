@@ -28,6 +28,12 @@ VERILOG_EVAL_GROUPS = (
     ("exam problems", r"^(review2015|ece241|m2014|mt2015|20\d\d_)"),
     ("sequential", r"dff|^count|shift|rotate|lfsr|edge|timer|rule\d|conway|gshare"),
 )
+# The row keys besides pass@k that reports and comparisons show, with their column headers.
+METRICS = {
+    "eval_syntax_valid": "held-out syntax-valid", "cand_syntax_valid_rate": "candidates syntax-valid",
+    "cand_multi_module_rate": "candidates multi-module", "cand_mean_score": "mean candidate score",
+    "cand_mean_rouge_l": "mean Rouge-L", "ce_loss": "CE loss", "rank_loss": "rank loss",
+    "rank_accuracy": "rank accuracy"}
 
 
 @dataclass
@@ -79,6 +85,12 @@ def load_run(path: str | Path) -> RunData:
     evals = {it: path / iter_dir(it) / "eval" for it in iters
              if (path / iter_dir(it) / "eval" / "metrics.json").exists()}
     return RunData(path, "train", manifest, config, rows, evals, complete)
+
+
+def pass_keys(rows: list[dict]) -> list[str]:
+    """The pass@k keys present in any row, by k."""
+    keys = {k for r in rows for k in r if k.startswith("pass@")}
+    return sorted(keys, key=lambda k: int(k.split("@")[1]))
 
 
 def iteration_row(folder: Path, it: int) -> dict:
