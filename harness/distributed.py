@@ -25,6 +25,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from harness.runs import atomic_write_jsonl
 from harness.train_config import TrainConfig
 from verilog_tools.errors import UserError
 
@@ -114,8 +115,7 @@ def write_job(cfg: TrainConfig, base: str, weights: str | None, groups: list[dic
               learning_rate: float, seed: int, out: Path) -> Path:
     """The worker's inputs in ``out``: the groups (JSONL) and train_job.json (config and arguments)."""
     out = out.resolve()
-    with open(out / GROUPS_FILE, "w", encoding="utf-8") as fh:
-        fh.writelines(json.dumps(g, ensure_ascii=False) + "\n" for g in groups)
+    atomic_write_jsonl(out / GROUPS_FILE, groups)
     job = {"config": cfg.to_dict(), "base": base, "weights": weights, "groups": str(out / GROUPS_FILE),
            "epochs": epochs, "learning_rate": learning_rate, "seed": seed, "out": str(out)}
     (out / JOB_FILE).write_text(json.dumps(job, indent=2) + "\n")

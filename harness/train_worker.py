@@ -36,6 +36,7 @@ def run_job(job_path: Path) -> dict:
     import torch
 
     from harness import stages
+    from harness.loop import read_jsonl
     from harness.train_config import TrainConfig
 
     job = json.loads(job_path.read_text())
@@ -44,8 +45,7 @@ def run_job(job_path: Path) -> dict:
         torch.set_num_threads(cfg.torch_threads)
     if torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))  # one GPU per process
-    with open(job["groups"], encoding="utf-8") as fh:
-        groups = [json.loads(line) for line in fh if line.strip()]
+    groups = read_jsonl(Path(job["groups"]))
     return stages.train_stage(cfg, job["base"], job["weights"], groups, epochs=job["epochs"],
                               learning_rate=job["learning_rate"], seed=job["seed"], out=Path(job["out"]))
 
