@@ -148,8 +148,9 @@ def eval_problems(cfg: TrainConfig) -> int:
 
 def stage_costs(cfg: TrainConfig, rates: Rates, instructions: int, *, warm_start: bool = False) -> dict:
     """Counts and GPU seconds of one iteration (or of the warm start: references only, no sampling)."""
-    k, length = cfg.k, rates.prompt_tokens.value + min(rates.completion_tokens.value, cfg.max_new_tokens)
+    k = cfg.k
     per_completion = min(rates.completion_tokens.value, cfg.max_new_tokens)
+    length = rates.prompt_tokens.value + per_completion
     sampled = 0 if warm_start else instructions * (k - 1)
     epochs = cfg.warmup_epochs if warm_start else cfg.epochs_per_iter
     sequences = instructions * (1 if warm_start else k)
