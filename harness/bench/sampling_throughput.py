@@ -7,14 +7,13 @@ shape) with its tokenizer trained on the offline Verilog corpus (`tasks.syntheti
 untrained: its completions rarely stop early, so nearly every one runs to the token limit. Prompts
 are synthetic training tasks. Baseline: the obvious call, ``model.generate(do_sample=True, ...)`` on
 the same batches (dynamic KV cache, one shared random stream, no stop at ``endmodule``). Tokens are
-counted the way the sampler's own progress bar counts them: generated ids that are not padding.
+counted as the sampler counts them (its ``stats`` argument): generated ids that are not padding.
 
 vLLM is measured only where a CUDA GPU, the vllm package and ``harness.vllm_sampler`` are all
 present; otherwise its row says why it was skipped.
 """
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 from pathlib import Path
 
@@ -55,24 +54,6 @@ def build_model(work_dir: Path, cfg, corpus_tasks: int | None):
                             intermediate_size=cfg.tiny_intermediate_size)
     mcfg = ModelConfig(name_or_path=str(path), lora=False)
     return load_model(mcfg, trainable=False), load_tokenizer(mcfg), str(path)
-
-
-@contextlib.contextmanager
-def counted_tokens(into: list[int]):
-    """Add up the generated-token count each batch of `sample_completions` reports."""
-    from harness import sampling
-
-    original = sampling._generate_batch
-
-    def counting(*args, **kwargs):
-        texts, produced = original(*args, **kwargs)
-        into.append(produced)
-        return texts, produced
-    sampling._generate_batch = counting
-    try:
-        yield into
-    finally:
-        sampling._generate_batch = original
 
 
 def plain_generate(model, tokenizer, prompts: list[str], scfg) -> int:
@@ -138,16 +119,16 @@ def run(work_dir: Path, workers: int, prompts: int, max_new_tokens: int, corpus_
         warm = dataclasses.replace(scfg, max_new_tokens=4)  # first calls pay one-time set-up costs
         sample_completions(model, tokenizer, texts[:1], warm, progress=False)
         plain_generate(model, tokenizer, texts[:1], warm)
-        counts: list[int] = []
-        with stopwatch() as ours, counted_tokens(counts):
-            sample_completions(model, tokenizer, texts, scfg, progress=True)
+        stats: dict = {}
+        with stopwatch() as ours:
+            sample_completions(model, tokenizer, texts, scfg, progress=True, stats=stats)
         with stopwatch() as plain:
             plain_tokens = plain_generate(model, tokenizer, texts, scfg)
         used_threads = torch.get_num_threads()
     finally:
         torch.set_num_threads(threads)
     skip = vllm_status()
-    hf_rate = per_second(sum(counts), ours.seconds)
+    hf_rate = per_second(stats["tokens"], ours.seconds)
     vllm_rate = None if skip else vllm_tokens_per_second(model_path, tokenizer, texts, scfg)
     result = BenchResult(name=NAME, scale="", rows=[
         Row(f"HF sampler tokens/s (batch {scfg.batch_size})", hf_rate, per_second(plain_tokens, plain.seconds),
@@ -158,7 +139,7 @@ def run(work_dir: Path, workers: int, prompts: int, max_new_tokens: int, corpus_
     result.notes = [(f"{len(texts)} prompts x {scfg.num_samples} samples, up to {scfg.max_new_tokens} new "
                     f"tokens, batch {scfg.batch_size}, {used_threads} torch thread(s) (the preset's "
                     f"torch_threads); untrained tiny model, so completions rarely stop early")]
-    result.details = {"project_tokens": sum(counts), "project_seconds": ours.seconds,
+    result.details = {"project_tokens": stats["tokens"], "project_seconds": ours.seconds,
                       "baseline_tokens": plain_tokens, "baseline_seconds": plain.seconds,
                       "completions": len(texts) * scfg.num_samples, "vllm": skip or "measured",
                       "parameters": sum(p.numel() for p in model.parameters())}
