@@ -20,7 +20,7 @@ from pathlib import Path
 
 from harness.bench.common import BenchResult, Goal, machine_info, stopwatch
 from harness.bench.report import format_tables
-from harness.runs import RunFolder, git_info, package_versions, write_manifest
+from harness.runs import RunFolder, package_versions, write_manifest
 from verilog_tools.errors import UserError
 
 # name -> module (each has TITLE, SCALES and run(work_dir, workers, **SCALES[scale]))
@@ -98,9 +98,9 @@ def main_bench(argv: list[str]) -> int:
         machine = machine_info()
         manifest = json.loads((run.path / "manifest.json").read_text())
         run.write_json("manifest.json", {**manifest, "machine": machine})
-        git = git_info() or {}
+        git = manifest["git"] or {}
         header = {**config, "machine": machine, "commit": git.get("commit"), "dirty": git.get("dirty"),
-                  "versions": package_versions((*manifest["packages"], "rouge_score")),
+                  "versions": {**manifest["packages"], **package_versions(["rouge_score"])},
                   "tools": manifest["tools"], "total_seconds": 0.0}
         results: list[BenchResult] = []
         for i, name in enumerate(names, 1):

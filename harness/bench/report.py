@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from harness.bench.common import BenchResult
+from harness.mdtable import md_table
 
 
 def number(value) -> str:
@@ -28,21 +29,17 @@ def format_tables(results: list[BenchResult], header: dict) -> str:
              (f"{machine['cpu_model']}, {machine['cores']} cores, {machine['ram_gib']} GiB RAM, load average "
              f"{load[0] if load else '?'} at start; {header['workers']} workers; git "
              f"{(header.get('commit') or 'unknown')[:12]}{' (dirty)' if header.get('dirty') else ''}; "
-             f"total {header['total_seconds']:.0f} s"), "",
-             "| benchmark | measure | project | baseline | ratio | note |", "|---|---|---|---|---|---|"]
+             f"total {header['total_seconds']:.0f} s"), ""]
+    rows = []
     for r in results:
         if r.skipped:
-            lines.append(f"| {r.name} | - | - | - | - | {r.skipped} |")
-        for row in r.rows:
-            ratio = "-" if row.ratio is None else f"{row.ratio:.2f}x"
-            lines.append(f"| {r.name} | {row.measure} | {number(row.project)} | {number(row.baseline)} | "
-                         f"{ratio} | {row.note} |")
-    lines += ["", "| benchmark | goal | measured | verdict |", "|---|---|---|---|"]
-    for r in results:
-        for goal in r.goals:
-            lines.append(f"| {r.name} | {goal.goal} | {goal.measured} | {_met(goal.met)} |")
-    for goal in header.get("goals", []):
-        lines.append(f"| (all) | {goal.goal} | {goal.measured} | {_met(goal.met)} |")
+            rows.append([r.name, "-", "-", "-", "-", r.skipped])
+        rows += [[r.name, row.measure, number(row.project), number(row.baseline),
+                  "-" if row.ratio is None else f"{row.ratio:.2f}x", row.note] for row in r.rows]
+    goals = [[r.name, g.goal, g.measured, _met(g.met)] for r in results for g in r.goals]
+    goals += [["(all)", g.goal, g.measured, _met(g.met)] for g in header.get("goals", [])]
+    lines += [md_table(["benchmark", "measure", "project", "baseline", "ratio", "note"], rows), "",
+              md_table(["benchmark", "goal", "measured", "verdict"], goals)]
     lines += ["", "Notes:"]
     for r in results:
         lines.append(f"- {r.name} ({r.seconds:.0f} s)")
