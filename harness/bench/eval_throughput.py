@@ -32,7 +32,7 @@ NAME = "eval_throughput"
 TITLE = "VerilogEval-Human evaluation: samples/s"
 BENCH_ID = "verilog-eval-v1-human"
 # problems: first N problems (0 = all 156); baseline_samples: a seeded subset timed for the baseline
-# (None = all), extrapolated per sample (the full baseline alone would take ~7 of the 20 minutes).
+# (None = all), extrapolated per sample (the full baseline alone would take ~3.5 minutes on 2 cores: bench2).
 SCALES = {
     "full": {"problems": 0, "per_problem": 20, "baseline_samples": 1040},
     "small": {"problems": 40, "per_problem": 2, "baseline_samples": None},

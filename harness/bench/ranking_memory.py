@@ -108,8 +108,8 @@ def run(work_dir: Path, workers: int, configs: list[str], k: int) -> BenchResult
     for config in configs:
         m = measure_config(config, k, workers, work_dir)
         split, joint = m["split"], m["joint"]
-        shape = m["config"]
-        label = f"{config} (V={shape['vocab']}, T={shape['seq_len']}, K={k})"
+        dims = m["config"]
+        label = f"{config} (V={dims['vocab']}, T={dims['seq_len']}, K={k})"
         result.rows += [
             Row(f"{label}: activation MiB", split["activation_mib"], joint["activation_mib"],
                 higher_is_better=False),

@@ -121,7 +121,7 @@ def plain_syntax_check(codes: list[str], workers: int, timeout: float) -> list[b
                          unit="cand", leave=False))
 
 
-def rouge_pairs(records, rows) -> list[tuple[int, str, float]]:
+def rouge_pairs(rows) -> list[tuple[int, str, float]]:
     """(record index, candidate text, project Rouge-L) of every candidate that score_groups Rouge-scored."""
     return [(r, c["text"], c["rouge_l"]) for r, row in enumerate(rows) for c in row["candidates"]
             if c["rouge_l"] is not None]
@@ -159,7 +159,7 @@ def run(work_dir: Path, workers: int, candidates: int, baseline_syntax: int | No
         rows = score_groups(records, texts, ScoreConfig(), workers=workers, limits=limits)
     checked = [(c["text"], c["syntax_ok"]) for row in rows for c in row["candidates"]
                if c["syntax_ok"] is not None]
-    pairs = rouge_pairs(records, rows)
+    pairs = rouge_pairs(rows)
     ours_s, theirs_s, mine, base = time_rouge(records, pairs)
     # Both the stage's own values and the timed recomputation must equal rouge_score's.
     rouge_diff = max((max(abs(p - b), abs(m - b)) for (_, _, p), m, b in zip(pairs, mine, base)), default=0.0)
