@@ -1,0 +1,193 @@
+"""Equivalence checking of candidates against a reference by differential simulation (SCORE=equivalence).
+
+`check_group(reference, candidates)` renames every module apart (`tasks.ports`, slang), writes one
+differential testbench for the whole group (`tasks.difftb`) and runs it through the verifier
+(`verilog_tools.icarus.simulate`: policy, container, nonce-marked verdict). The untrusted `design` is a
+generated wrapper, the candidates and a renamed copy of the reference; the trusted `testbench` is the
+renamed reference and the generated tb module.
+
+One simulation scores a group. Its first two slots check the reference itself: its copy on the design
+side must match it everywhere (else it is nondeterministic, or the policy or the testbench cannot take
+it), and its outputs must be 0/1 in at least one sample (else nothing is compared). A reference failing
+either is excluded with a counted reason (`excluded`), and so are references whose ports cannot be
+driven. When the group's run fails as a whole (a candidate that hangs, or one whose ports do not fit
+breaks the compile) the reference check and each candidate run alone. A candidate with compiler
+directives (`define, `timescale...) always runs alone: its macros would reach the candidates after it.
+"""
+from __future__ import annotations
+
+import hashlib
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from tasks import difftb
+from tasks.difftb import Slot, StimulusConfig
+from tasks.ports import InterfaceError, module_declarations, read_interface, rename_modules
+from verilog_tools import status as st
+from verilog_tools.text import tokenize
+
+_EXCLUDED_BECAUSE = {
+    st.SYNTAX_ERROR: "reference does not compile in the differential testbench",
+    st.COMPILE_ERROR: "reference does not compile in the differential testbench",
+    st.REJECTED: "reference refused by the design policy (system tasks, includes...)",
+    st.TIMEOUT: "reference simulation does not finish (combinational loop, or too slow)",
+    st.RUNTIME_ERROR: "reference simulation fails or ends without a verdict",
+}
+
+
+@dataclass
+class Verdict:
+    """One candidate's outcome: a verifier status, and the mismatching and compared samples when simulated."""
+
+    status: str
+    mismatches: int | None = None
+    samples: int | None = None
+
+    @property
+    def match_fraction(self) -> float:
+        if self.status == st.PASS:
+            return 1.0
+        if self.status == st.MISMATCH and self.samples:
+            return 1.0 - self.mismatches / self.samples
+        return 0.0
+
+
+@dataclass
+class GroupResult:
+    excluded: str | None                 # why the reference cannot be used (then verdicts are all None)
+    verdicts: list[Verdict | None]
+    simulations: int = 0
+    grouped: bool = True                 # False when the group run failed and candidates ran alone
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Reference:
+    tag: str
+    name: str             # the reference's top module (original name)
+    roles: difftb.Roles
+    tb_text: str          # the reference with its modules renamed for the testbench
+    ref_top: str
+    copy: str             # the reference renamed again for the design side (slot 0)
+    copy_top: str
+
+
+def _tag(*texts: str) -> str:
+    return hashlib.sha256("\0".join(texts).encode("utf-8", "replace")).hexdigest()[:10]
+
+
+def _has_directive(code: str) -> bool:
+    return any(t.kind == "dir" for t in tokenize(code))
+
+
+def _renamed(code: str, prefix: str, top: str | None) -> tuple[str, str]:
+    """`code` with its modules renamed under `prefix`; (text, the top module's new name)."""
+    names = module_declarations(code)
+    if not names:
+        raise InterfaceError("no module declaration found")
+    top = top if top in names else names[0] if len(names) == 1 else names[-1]
+    renames = {n: prefix if n == top else f"{prefix}_{n}" for n in names}
+    return rename_modules(code, renames), prefix
+
+
+def _undefines(code: str) -> str:
+    """`undef lines for the macros `code` defines, so they stop at the end of the reference."""
+    tokens = tokenize(code)
+    names = [tokens[i + 1].name for i, t in enumerate(tokens[:-1]) if t.kind == "dir" and t.text == "`define"]
+    return "".join(f"`undef {n}\n" for n in dict.fromkeys(names))
+
+
+def prepare_reference(reference: str, module: str | None, tag: str) -> _Reference:
+    """Read the reference's ports and rename it for both sides; InterfaceError says why it cannot be used."""
+    iface = read_interface(reference, module)
+    roles = difftb.recognise_roles(iface)
+    if not roles.outputs:
+        raise InterfaceError("reference has no outputs")
+    tb_text, ref_top = _renamed(reference, f"itertl_ref_{tag}", iface.name)
+    copy, copy_top = _renamed(reference, f"itertl_self_{tag}", iface.name)
+    return _Reference(tag, iface.name, roles, tb_text, ref_top, copy, copy_top)
+
+
+def _simulate(ref: _Reference, designs: list[tuple[str, str]], with_self: bool, cfg: StimulusConfig,
+              limits, run_id: str):
+    """One run: slots [self, unknown] (when with_self) + `designs` ((text, top) each). Returns
+    (status, per-slot counts or None, samples)."""
+    from verilog_tools import icarus
+
+    slots = ([Slot(ref.copy_top), Slot(Slot.UNKNOWN)] if with_self else []) + [Slot(top) for _, top in designs]
+    wrapper, tb_top = f"itertl_group_{ref.tag}{run_id}", f"itertl_tb_{ref.tag}{run_id}"
+    samples = difftb.samples_per_slot(ref.roles, cfg)
+    tb = (ref.tb_text.rstrip() + "\n" + _undefines(ref.tb_text) + "`resetall\n`timescale 1ns/1ps\n"
+          + difftb.testbench(tb_top, ref.ref_top, wrapper, ref.roles, slots, cfg))
+    parts = [difftb.group_wrapper(wrapper, ref.roles, slots)] + [text for text, _ in designs]
+    if with_self:
+        parts.append(ref.copy)   # last: its macros must not reach the candidates
+    result = icarus.simulate("\n".join(parts), tb, top=tb_top, dut_module=wrapper, limits=limits,
+                             expected_samples=samples * len(slots))
+    if result.status in (st.PASS, st.MISMATCH) and result.checks == samples * len(slots):
+        return result.status, difftb.decode_counts(result.mismatches or 0, samples, len(slots)), samples
+    return result.status, None, samples
+
+
+def _self_verdict(counts: list[int], samples: int) -> str | None:
+    if counts[0]:
+        return f"reference differs from its own copy in {counts[0]} of {samples} samples (nondeterministic)"
+    if counts[1] == samples:
+        return "reference outputs are never all 0/1 (X or Z throughout: no reset, or undriven)"
+    return None
+
+
+def check_group(reference: str, candidates: list[str], *, module: str | None = None,
+                cfg: StimulusConfig | None = None, limits=None, group: bool = True) -> GroupResult:
+    """Verdicts of `candidates` (compilable Verilog) against `reference` (module `module`, default its last)."""
+    cfg = cfg or StimulusConfig()
+    tag = _tag(reference, *candidates)
+    try:
+        ref = prepare_reference(reference, module, tag)
+    except InterfaceError as exc:
+        return GroupResult(f"reference ports: {exc}", [None] * len(candidates))
+    verdicts: list[Verdict | None] = [None] * len(candidates)
+    designs: dict[int, tuple[str, str]] = {}
+    for i, cand in enumerate(candidates):
+        try:
+            designs[i] = _renamed(cand, f"itertl_c{i}_{tag}", ref.name)
+        except InterfaceError:
+            verdicts[i] = Verdict(st.COMPILE_ERROR)
+    samples = difftb.samples_per_slot(ref.roles, cfg)
+    capacity = difftb.max_slots(samples) - 2
+    together = [i for i in designs if group and not _has_directive(candidates[i])][:max(0, capacity)]
+    result = GroupResult(None, verdicts)
+    status, counts, _ = _simulate(ref, [designs[i] for i in together], True, cfg, limits, "")
+    result.simulations += 1
+    if counts is None and together:
+        result.grouped = False
+        result.notes.append(f"group run ended {status}: candidates ran alone")
+        status, counts, _ = _simulate(ref, [], True, cfg, limits, "s")
+        result.simulations += 1
+        together = []
+    if counts is None:
+        result.excluded = _EXCLUDED_BECAUSE.get(status, f"reference check ended {status}")
+        result.verdicts = [None] * len(candidates)
+        return result
+    result.excluded = _self_verdict(counts, samples)
+    if result.excluded:
+        result.verdicts = [None] * len(candidates)
+        return result
+    for i, c in zip(together, counts[2:]):
+        verdicts[i] = Verdict(st.PASS if c == 0 else st.MISMATCH, c, samples)
+    for i in designs:
+        if verdicts[i] is None:
+            status, counts, _ = _simulate(ref, [designs[i]], False, cfg, limits, f"c{i}")
+            result.simulations += 1
+            verdicts[i] = Verdict(status, counts[0], samples) if counts else Verdict(status)
+    return result
+
+
+def check_groups(items: list[tuple[str, list[str], str | None]], *, cfg: StimulusConfig | None = None,
+                 limits=None, workers: int = 1, group: bool = True) -> list[GroupResult]:
+    """`check_group` for each (reference, candidates, module), `workers` groups at a time."""
+    def one(item):
+        reference, candidates, module = item
+        return check_group(reference, candidates, module=module, cfg=cfg, limits=limits, group=group)
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        return list(pool.map(one, items))
