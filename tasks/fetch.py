@@ -182,10 +182,29 @@ def _extract(tarball: Path, dest: Path, folders: tuple[str, ...]) -> None:
                     member.name = parts[1]
                     members.append(member)
             dest.mkdir()
-            tar.extractall(dest, members=members, filter="data")
+            _extract_members(tar, dest, members)
     except (tarfile.TarError, EOFError) as exc:
         raise UserError(f"downloaded VerilogEval archive is unreadable ({exc}); retry or set a local copy "
                         f"via VERILOG_EVAL_V1_DIR / VERILOG_EVAL_V2_DIR") from None
+
+
+def _extract_members(tar: tarfile.TarFile, dest: Path, members: list[tarfile.TarInfo]) -> None:
+    """Extract regular files and directories with the "data" filter, or, on Python releases without
+    tarfile filters (before 3.11.4 / 3.10.12, e.g. Debian bookworm's 3.11.2), with the same checks by hand:
+    no absolute or escaping path, no setuid/setgid/sticky or group/other-write bits, no ownership taken
+    from the archive."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(dest, members=members, filter="data")
+        return
+    root = dest.resolve()
+    for member in members:
+        if not (member.isfile() or member.isdir()):
+            raise tarfile.TarError(f"{member.name}: not a regular file or directory")
+        if os.path.isabs(member.name) or not (root / member.name).resolve().is_relative_to(root):
+            raise tarfile.TarError(f"{member.name}: path outside the destination")
+        member.mode &= 0o755
+        member.uid, member.gid, member.uname, member.gname = os.getuid(), os.getgid(), "", ""
+    tar.extractall(dest, members=members)
 
 
 def data_hash(problems) -> str:
