@@ -1,5 +1,10 @@
 """Sample Verilog completions from a Hugging Face causal LM: batched `generate` with temperature and
-nucleus (top-p) sampling, a stop at the first `endmodule`, and seeds that make results reproducible.
+nucleus (top-p) sampling, a stop rule, and seeds that make results reproducible.
+
+Stop rules: evaluation stops each completion at its first `endmodule` (`stop_at_endmodule`, the
+default). Training candidates follow the paper (`training_sampling_config`): they run until EOS, a
+closing code fence (`stop_at_fence`: the second ``` of the completion) or the token limit, so a helper
+module written before the answer is kept and the multi-module score applies to it.
 
 Reproducibility: every completion (prompt index i, sample index j) draws its tokens from its own
 torch.Generator seeded from (seed, i, j), inside a logits processor (SeededSampler) that does the
@@ -20,6 +25,7 @@ from dataclasses import dataclass, field
 from harness.prompting import format_prompt
 
 STOP_TEXT = "endmodule"
+FENCE = "```"
 
 
 @dataclass
@@ -35,6 +41,9 @@ class SamplingConfig:
     kv_cache: str = field(default="static", metadata={"help": "KV cache of generate(): static | dynamic"})
     stop_at_endmodule: bool = field(
         default=True, metadata={"help": "stop each completion after its first `endmodule` and cut text after it"})
+    stop_at_fence: bool = field(
+        default=False, metadata={"help": "stop each completion after the code fence that closes its first "
+                                         "fenced block (the second ```) and cut text after it"})
 
     def __post_init__(self) -> None:
         if self.kv_cache not in ("static", "dynamic"):
@@ -58,6 +67,18 @@ def truncate_at_stop(text: str, stop: str = STOP_TEXT) -> str:
     """`text` up to and including the first `stop`; unchanged when `stop` does not occur."""
     at = text.find(stop)
     return text if at < 0 else text[: at + len(stop)]
+
+
+def truncate_at_fence(text: str) -> str:
+    """`text` up to and including its second ``` (the fence closing the first block); else unchanged."""
+    first = text.find(FENCE)
+    second = text.find(FENCE, first + len(FENCE)) if first >= 0 else -1
+    return text if second < 0 else text[: second + len(FENCE)]
+
+
+def training_sampling_config(**kwargs) -> SamplingConfig:
+    """The paper's rule for training candidates: until EOS, a closing fence or the token limit."""
+    return SamplingConfig(**{**kwargs, "stop_at_endmodule": False, "stop_at_fence": True})
 
 
 def record_stats(stats: dict, *, completions: int, tokens: int, seconds: float) -> dict:
@@ -127,6 +148,8 @@ def _generate_batch(model, tokenizer, prompts: list[str], seeds: list[int],
     stops = StoppingCriteriaList()
     if cfg.stop_at_endmodule:
         stops.append(StopAfterText(tokenizer, prompt_len, STOP_TEXT))
+    if cfg.stop_at_fence:
+        stops.append(StopAfterFence(tokenizer, prompt_len))
     with torch.inference_mode():
         out = model.generate(**enc, generation_config=gen_cfg, logits_processor=processors,
                              stopping_criteria=stops)
@@ -134,6 +157,8 @@ def _generate_batch(model, tokenizer, prompts: list[str], seeds: list[int],
     texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
     if cfg.stop_at_endmodule:
         texts = [truncate_at_stop(t) for t in texts]
+    if cfg.stop_at_fence:
+        texts = [truncate_at_fence(t) for t in texts]
     produced = int((generated != tokenizer.pad_token_id).sum()) if tokenizer.pad_token_id is not None \
         else generated.numel()
     return texts, produced
@@ -202,6 +227,24 @@ class StopAfterText:
         tail = input_ids[:, max(self.prompt_len, input_ids.shape[1] - self.window):]
         decoded = self.tokenizer.batch_decode(tail, skip_special_tokens=True)
         return torch.tensor([self.text in t for t in decoded], dtype=torch.bool, device=input_ids.device)
+
+
+class StopAfterFence(StopAfterText):
+    """Stopping criterion: a row is done once its generated text holds two ``` (a fenced block closed).
+    The whole generated text is decoded only on steps whose last tokens contain a backtick."""
+
+    def __init__(self, tokenizer, prompt_len: int):
+        super().__init__(tokenizer, prompt_len, FENCE)
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        tail = input_ids[:, max(self.prompt_len, input_ids.shape[1] - self.window):]
+        done = []
+        for row, recent in zip(input_ids, self.tokenizer.batch_decode(tail, skip_special_tokens=True)):
+            text = self.tokenizer.decode(row[self.prompt_len:], skip_special_tokens=True) if "`" in recent else ""
+            done.append(text.count(FENCE) >= 2)
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
 def generate_samples_for_problems(problems, model_cfg, sampling_cfg: SamplingConfig, *,

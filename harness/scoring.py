@@ -7,6 +7,13 @@ extractable code) gets ``syntax_fail_score``; one that compiles gets its Rouge-L
 reference. Functional mode (records with a testbench) refines only the compiling candidates: passing
 the testbench gives ``functional_pass_score``, anything else the paper score times
 ``functional_scale``; records without a testbench keep paper scores (counted in the stats).
+Equivalence mode (any record with a reference, `tasks.equivalence`): the compiling candidates of a group
+are simulated side by side with the reference in one differential testbench; a candidate matching
+everywhere gets ``equivalence_pass_score``; a mismatching one ``equivalence_floor`` plus its matching
+fraction times (``equivalence_ceiling`` - floor) when ``equivalence_partial``, else ``syntax_fail_score``;
+one that fails in the testbench (its ports do not fit, it hangs) ``syntax_fail_score``. A reference the
+differential testbench cannot use (the reason is counted in the stats) leaves its compiling candidates
+unscorable (None), as a tool failure does.
 
 A tool that could not run (status ``infra_error``) makes a candidate unscorable: score None, which the
 loss leaves out of every pair. It is never turned into a 0.
@@ -27,7 +34,7 @@ from harness.rouge import ReferenceLcs
 from verilog_tools import status as st
 from verilog_tools.config import option as _f
 
-MODES = ("paper", "functional")
+MODES = ("paper", "functional", "equivalence")
 REFERENCE, MULTI_MODULE, COMPILED = "reference", "multi_module", "ok"
 # the syntax check's own statuses (syntax_error, compile_error, timeout, ...), the simulator's in
 # functional mode (pass, mismatch, ...), and these three
@@ -45,14 +52,28 @@ class ScoreConfig:
     syntax_fail_score: float = _f(0.0, "score of a candidate that does not compile or has no code")
     functional_pass_score: float = _f(1.0, "functional mode: score of a candidate passing its testbench")
     functional_scale: float = _f(0.9, "functional mode: factor on the paper score of a compiling, failing one")
+    equivalence_pass_score: float = _f(1.0, "equivalence mode: score of a candidate matching the reference")
+    equivalence_partial: bool = _f(True, "equivalence mode: a mismatching candidate scores by its matching "
+                                         "fraction between floor and ceiling (False: syntax_fail_score)")
+    equivalence_floor: float = _f(0.1, "equivalence mode: score of a compiling candidate matching nowhere")
+    equivalence_ceiling: float = _f(0.9, "equivalence mode: limit of a mismatching candidate's score")
+    equivalence_cycles: int = _f(256, "equivalence mode: stimulus vectors (clock cycles) after reset")
+    equivalence_group: bool = _f(True, "equivalence mode: simulate a group's candidates in one run "
+                                       "(False: one run per candidate)")
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"ScoreConfig.mode must be one of {MODES}, got {self.mode!r}")
         for name in ("reference_score", "multi_module_score", "syntax_fail_score",
-                     "functional_pass_score", "functional_scale"):
+                     "functional_pass_score", "functional_scale", "equivalence_pass_score",
+                     "equivalence_floor", "equivalence_ceiling"):
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"ScoreConfig.{name} must be a finite number, got {getattr(self, name)}")
+        if not self.equivalence_floor <= self.equivalence_ceiling <= self.equivalence_pass_score:
+            raise ValueError("ScoreConfig: need equivalence_floor <= equivalence_ceiling <= equivalence_pass_score, "
+                             f"got {self.equivalence_floor}, {self.equivalence_ceiling}, {self.equivalence_pass_score}")
+        if self.equivalence_cycles < 1:
+            raise ValueError(f"ScoreConfig.equivalence_cycles must be >= 1, got {self.equivalence_cycles}")
 
 
 def score_groups(records, sampled_texts: list[list[str]], cfg: ScoreConfig, workers: int = 1,
@@ -81,7 +102,13 @@ def score_groups(records, sampled_texts: list[list[str]], cfg: ScoreConfig, work
     _apply_paper_scores(records, cands, cfg)
     if cfg.mode == "functional":
         _apply_functional_scores(records, cands, cfg, workers, limits)
-    return _rows(records, cands, cfg, count_modules)
+    excluded: dict[int, str] = {}
+    if cfg.mode == "equivalence":
+        excluded = _apply_equivalence_scores(records, cands, cfg, workers, limits)
+    rows = _rows(records, cands, cfg, count_modules)
+    for r, reason in excluded.items():
+        rows[r]["equivalence_excluded"] = reason
+    return rows
 
 
 def _limits_kw(limits) -> dict:
@@ -131,6 +158,41 @@ def _apply_functional_scores(records, cands, cfg: ScoreConfig, workers: int, lim
             cand["score"] = cand["rouge_l"] * cfg.functional_scale
 
 
+def _apply_equivalence_scores(records, cands, cfg: ScoreConfig, workers: int, limits=None) -> dict[int, str]:
+    """Score the compiling candidates by differential simulation; {record index: exclusion reason}."""
+    from tasks.difftb import StimulusConfig
+    from tasks.equivalence import check_groups
+    from verilog_tools.text import module_names
+
+    by_record: dict[int, list[dict]] = {}
+    for r, cand in cands:
+        if cand["status"] == COMPILED:
+            by_record.setdefault(r, []).append(cand)
+    order = sorted(by_record)
+    items = [(records[r].reference, [c["text"] for c in by_record[r]],
+              records[r].dut_module or next(iter(module_names(records[r].header or "")), None)) for r in order]
+    results = check_groups(items, cfg=StimulusConfig(cycles=cfg.equivalence_cycles), limits=limits,
+                           workers=workers, group=cfg.equivalence_group)
+    excluded = {}
+    for r, result in zip(order, results):
+        if result.excluded:
+            excluded[r] = result.excluded
+        for cand, verdict in zip(by_record[r], result.verdicts):
+            cand["equivalence"] = None if verdict is None else verdict.match_fraction
+            if verdict is None or verdict.status == st.INFRA_ERROR:
+                cand["score"] = None
+                continue
+            cand["status"] = verdict.status
+            if verdict.status == st.PASS:
+                cand["score"] = cfg.equivalence_pass_score
+            elif verdict.status == st.MISMATCH and cfg.equivalence_partial:
+                cand["score"] = cfg.equivalence_floor + (cfg.equivalence_ceiling - cfg.equivalence_floor) \
+                    * verdict.match_fraction
+            else:
+                cand["score"] = cfg.syntax_fail_score
+    return excluded
+
+
 def _rows(records, cands, cfg: ScoreConfig, count_modules) -> list[dict]:
     rows = [{"id": rec.id, "instruction": rec.instruction, "header": rec.header, "candidates": []}
             for rec in records]
@@ -173,4 +235,7 @@ def score_stats(rows: list[dict], records=None, cfg: ScoreConfig | None = None) 
     }
     if cfg is not None and cfg.mode == "functional" and records is not None:
         stats["functional_unavailable"] = sum(not rec.testbench for rec in records)
+    if cfg is not None and cfg.mode == "equivalence":
+        stats["equivalence_excluded"] = dict(sorted(Counter(
+            row["equivalence_excluded"] for row in rows if row.get("equivalence_excluded")).items()))
     return stats

@@ -17,7 +17,8 @@ come); a missed reset is random data (half the time asserted); a reset with the 
 the design in reset most of the time, and mutants then survive (the calibration measures this).
 
 Stimulus (seeded, `StimulusConfig.seed`): `reset_cycles` vectors with reset asserted and data zero, then
-corner vectors (all zeros, all ones, each single bit set in every input at once), then random vectors:
+corner vectors (all zeros, all ones, each single bit set in every input at once; at most a quarter of
+`cycles`, spread over the bits of wide inputs), then random vectors:
 uniform, sparse (a few low bits) and all-ones/zeros in a 6:2:1:1 mix; after the first `reset_cycles`
 the reset is asserted again with probability `reset_rate` per vector.
 
@@ -32,7 +33,7 @@ Verdict: the testbench prints ONE `Mismatches: N in M samples` line (the verifie
 nonce-marked line). For a group of n slots each compared S times, M = n*S and N packs the per-slot
 mismatch counts c_i in base S+1: N = sum_i c_i * (S+1)^i (`decode_counts`). With one slot it is the
 plain count. A slot may instead count the samples where the reference's outputs have an X/Z bit
-(`Slot.UNKNOWN`), which tells a reference whose outputs are never defined.
+(`Slot.UNKNOWN`: every output bit X/Z), which tells a reference whose outputs are never defined.
 """
 from __future__ import annotations
 
@@ -106,7 +107,9 @@ def stimulus(roles: Roles, cfg: StimulusConfig) -> list[tuple[int, list[int]]]:
     widths = [p.width for p in roles.data]
     vectors = [(1, [0] * len(widths)) for _ in range(cfg.reset_cycles if roles.reset else 0)]
     corners = [[0] * len(widths), [(1 << w) - 1 for w in widths]]
-    corners += [[(1 << b) if b < w else 0 for w in widths] for b in range(max(widths, default=0))]
+    widest = max(widths, default=0)
+    walk = min(widest, max(1, cfg.cycles // 4))   # wide inputs: single bits spread over the width
+    corners += [[(1 << b) if b < w else 0 for w in widths] for b in sorted({k * widest // walk for k in range(walk)})]
 
     def draw(w: int) -> int:
         kind = rng.random()
@@ -197,7 +200,8 @@ def testbench(top: str, ref_module: str, wrapper: str, roles: Roles, slots: list
     check = ["  task itertl_check;", "    begin", "      itertl_samples = itertl_samples + 1;"]
     for i, slot in enumerate(slots):
         if slot.module == Slot.UNKNOWN:
-            check.append(f"      if (^{ref_cat} === 1'bx) itertl_err{i} = itertl_err{i} + 1;")
+            out_bits = sum(p.width for p in roles.outputs)
+            check.append(f"      if (({ref_cat} ^ {ref_cat}) === {{{out_bits}{{1'bx}}}}) itertl_err{i} = itertl_err{i} + 1;")
         else:
             dut_cat = "{" + ", ".join(_out(i, p.name) for p in roles.outputs) + "}"
             check.append(f"      if ({ref_cat} !== ({ref_cat} ^ {dut_cat} ^ {ref_cat})) "

@@ -8,7 +8,7 @@ renamed reference and the generated tb module.
 
 One simulation scores a group. Its first two slots check the reference itself: its copy on the design
 side must match it everywhere (else it is nondeterministic, or the policy or the testbench cannot take
-it), and its outputs must be 0/1 in at least one sample (else nothing is compared). A reference failing
+it), and at least one output bit must be 0/1 in at least one sample (else nothing is compared). A reference failing
 either is excluded with a counted reason (`excluded`), and so are references whose ports cannot be
 driven. When the group's run fails as a whole (a candidate that hangs, or one whose ports do not fit
 breaks the compile) the reference check and each candidate run alone. A candidate with compiler
@@ -133,7 +133,7 @@ def _self_verdict(counts: list[int], samples: int) -> str | None:
     if counts[0]:
         return f"reference differs from its own copy in {counts[0]} of {samples} samples (nondeterministic)"
     if counts[1] == samples:
-        return "reference outputs are never all 0/1 (X or Z throughout: no reset, or undriven)"
+        return "reference outputs are X/Z in every bit of every sample (no reset, or undriven)"
     return None
 
 

@@ -1,0 +1,232 @@
+"""Calibrate the equivalence score: does the differential testbench say what the code does?
+
+`python -m tasks.equivalence_calibration --out FILE.json` measures, each with its list of exceptions:
+- self-pass: the reference against itself (synthetic, VerilogEval v1 Human / v2 spec-to-rtl, the
+  compiling rtlcoder-small references);
+- mutants caught: seeded single-fault mutants (`tasks.synthetic.mutate`) that compile, per set;
+- equivalent rewrites passing (`tasks.rewrites`);
+- agreement with the official testbench on VerilogEval v1 Human's seeded mutants (`tasks.mutants`).
+Figures go into BENCHMARKS.md ("Equivalence score calibration"); the default tests assert the same
+floors on small subsets (tests/test_equivalence.py).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+from tasks.equivalence import check_group
+from tasks.rewrites import REWRITES
+from tasks.synthetic.mutate import mutate
+from verilog_tools import status as st
+from verilog_tools.text import normalize_code
+
+Item = tuple[str, str, str | None]   # (id, reference, top module)
+
+
+def _map(fn, items, workers: int):
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        return list(pool.map(fn, items))
+
+
+def self_pass(items: list[Item], workers: int = 2) -> dict:
+    """Each reference as its own candidate: passes, excluded (with reason) or fails (with status)."""
+    def one(item):
+        tid, ref, top = item
+        result = check_group(ref, [ref], module=top)
+        return tid, result.excluded, result.verdicts[0]
+    rows = _map(one, items, workers)
+    excluded = [(tid, why) for tid, why, _ in rows if why]
+    failed = [(tid, v.status) for tid, why, v in rows if not why and v.status != st.PASS]
+    scored = len(rows) - len(excluded)
+    return {"references": len(rows), "excluded": len(excluded), "scored": scored,
+            "passed": scored - len(failed), "pass_rate": (scored - len(failed)) / scored if scored else None,
+            "pass_rate_all": (scored - len(failed)) / len(rows) if rows else None,
+            "excluded_reasons": dict(Counter(why for _, why in excluded).most_common()),
+            "exceptions": [{"id": t, "excluded": w} for t, w in excluded] + [{"id": t, "status": s} for t, s in failed]}
+
+
+def _compiles(code: str) -> bool:
+    from verilog_tools.icarus import check_syntax
+    return check_syntax(code).ok
+
+
+def mutants_caught(items: list[Item], per_reference: int = 3, seed: int = 0, workers: int = 2) -> dict:
+    """Distinct compiling single-fault mutants per reference; caught = any verdict but pass."""
+    def one(item):
+        tid, ref, top = item
+        rng = random.Random(f"{seed}:{tid}")
+        seen, mutants = {normalize_code(ref)}, []
+        for _ in range(per_reference * 10):
+            code = mutate(ref, rng)
+            if code and normalize_code(code) not in seen and len(mutants) < per_reference:
+                seen.add(normalize_code(code))
+                if _compiles(code):
+                    mutants.append(code)
+        result = check_group(ref, mutants, module=top) if mutants else None
+        return tid, mutants, result
+    rows = _map(one, items, workers)
+    total = caught = 0
+    survivors, excluded = [], []
+    for tid, mutants, result in rows:
+        if result is None:
+            continue
+        if result.excluded:
+            excluded.append((tid, result.excluded))
+            continue
+        for k, v in enumerate(result.verdicts):
+            total += 1
+            if v.status == st.PASS:
+                survivors.append({"id": tid, "mutant": k, "diff": _diff(_ref_of(items, tid), mutants[k])})
+            else:
+                caught += 1
+    return {"mutants": total, "caught": caught, "caught_rate": caught / total if total else None,
+            "excluded_references": excluded, "survivors": survivors}
+
+
+def _ref_of(items, tid):
+    return next(ref for t, ref, _ in items if t == tid)
+
+
+def _diff(a: str, b: str) -> str:
+    import difflib
+    lines = [l for l in difflib.unified_diff(a.splitlines(), b.splitlines(), lineterm="", n=0)
+             if l[:1] in "+-" and not l.startswith(("+++", "---"))]
+    return " | ".join(l.strip() for l in lines)[:300]
+
+
+def rewrites_pass(items: list[Item], workers: int = 2) -> dict:
+    """Every applicable equivalent rewrite of each reference must pass."""
+    def one(item):
+        tid, ref, top = item
+        names, designs = [], []
+        for name, fn in REWRITES.items():
+            code = fn(ref) if name in ("reformat", "swap_operands") else fn(ref, top)
+            if code is not None and code != ref:
+                names.append(name)
+                designs.append(code)
+        result = check_group(ref, designs, module=top) if designs else None
+        return tid, names, result
+    counts, failures, excluded = Counter(), [], []
+    for tid, names, result in _map(one, items, workers):
+        if result is None:
+            continue
+        if result.excluded:
+            excluded.append((tid, result.excluded))
+            continue
+        for name, v in zip(names, result.verdicts):
+            counts[name] += 1
+            if v.status != st.PASS:
+                failures.append({"id": tid, "rewrite": name, "status": v.status})
+    total = sum(counts.values())
+    return {"rewrites": total, "per_kind": dict(counts), "passed": total - len(failures),
+            "pass_rate": (total - len(failures)) / total if total else None,
+            "failures": failures, "excluded_references": excluded}
+
+
+def official_agreement(problems, n: int = 20, seed: int = 0, workers: int = 2) -> dict:
+    """Differential verdict vs the benchmark's own testbench on `tasks.mutants` samples."""
+    from tasks.evaluate import design_for, evaluate
+    from tasks.mutants import mutant_samples
+
+    samples = mutant_samples(problems, n, seed)
+    started = time.monotonic()
+    official = {(r["task_id"], r["completion_id"]): r for r in
+                evaluate(problems, samples, workers=workers, progress=False).results}
+    official_seconds = time.monotonic() - started
+    by_id = {p.task_id: p for p in problems}
+    groups: dict[str, list[dict]] = {}
+    for s in samples:
+        groups.setdefault(s["task_id"], []).append(s)
+
+    def one(tid):
+        p = by_id[tid]
+        designs = [design_for(p, s["completion"]) for s in groups[tid]]
+        return tid, check_group(p.reference, designs, module=p.dut_module)
+    started = time.monotonic()
+    diff_results = dict(_map(one, list(groups), workers))
+    diff_seconds = time.monotonic() - started
+    table, disagreements, excluded = Counter(), [], Counter()
+    for tid, result in diff_results.items():
+        if result.excluded:
+            excluded[result.excluded] += len(groups[tid])
+            continue
+        for s, v in zip(groups[tid], result.verdicts):
+            o = official[(tid, s["completion_id"])]
+            key = ("pass" if o["passed"] else "fail", "pass" if v.status == st.PASS else "fail")
+            table[key] += 1
+            if key[0] != key[1]:
+                disagreements.append({"id": tid, "completion_id": s["completion_id"], "official": o["status"],
+                                      "differential": v.status,
+                                      "diff": _diff(by_id[tid].reference, design_for(by_id[tid], s["completion"]))})
+    compared = sum(table.values())
+    agree = table[("pass", "pass")] + table[("fail", "fail")]
+    return {"samples": len(samples), "compared": compared, "excluded_samples": dict(excluded),
+            "agreement": agree / compared if compared else None,
+            "table": {f"official_{a}/differential_{b}": c for (a, b), c in sorted(table.items())},
+            "official_seconds": round(official_seconds, 1), "differential_seconds": round(diff_seconds, 1),
+            "disagreements": disagreements}
+
+
+def benchmark_items(bench: str) -> list[Item]:
+    from tasks.benchmarks import load_benchmark
+    return [(p.task_id, p.reference, p.dut_module) for p in load_benchmark(bench)]
+
+
+def synthetic_items(split: str = "heldout") -> list[Item]:
+    from tasks.synthetic import load_problems
+    return [(p.task_id, p.reference, p.dut_module) for p in load_problems(split=split)]
+
+
+def rtlcoder_items(path: str, workers: int = 2) -> list[Item]:
+    """The single-module rtlcoder references that compile (what the paper's filter keeps)."""
+    from tasks.rtlcoder import clean_examples, read_source
+    from verilog_tools.icarus import check_syntax_many
+    from verilog_tools.text import module_names
+
+    kept, _ = clean_examples(read_source(path).examples)
+    ok = check_syntax_many([e.reference for e in kept], workers)
+    return [(f"rtlcoder-{i}", e.reference, next(iter(module_names(e.header)), None))
+            for i, (e, r) in enumerate(zip(kept, ok)) if r.ok]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", required=True, help="JSON file for every figure and exception list")
+    parser.add_argument("--rtlcoder", default=None, help="rtlcoder-small JSONL (self-pass on its references)")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--skip-official", action="store_true", help="skip the v1 Human agreement run")
+    args = parser.parse_args(argv)
+    w = args.workers
+    report: dict = {}
+    sets = {"synthetic": synthetic_items(), "verilog-eval-v1-human": benchmark_items("verilog-eval-v1-human"),
+            "verilog-eval-v2-spec-to-rtl": benchmark_items("verilog-eval-v2-spec-to-rtl")}
+    if args.rtlcoder:
+        sets["rtlcoder-small"] = rtlcoder_items(args.rtlcoder, w)
+    for name, items in sets.items():
+        started = time.monotonic()
+        report[f"self_pass/{name}"] = self_pass(items, w)
+        if name != "rtlcoder-small":
+            report[f"mutants/{name}"] = mutants_caught(items, workers=w)
+            report[f"rewrites/{name}"] = rewrites_pass(items, w)
+        print(f"{name}: {time.monotonic() - started:.0f} s", file=sys.stderr)
+        _write(args.out, report)
+    if not args.skip_official:
+        from tasks.benchmarks import load_benchmark
+        report["official_agreement/verilog-eval-v1-human"] = official_agreement(
+            load_benchmark("verilog-eval-v1-human"), workers=w)
+    _write(args.out, report)
+    return 0
+
+
+def _write(path: str, report: dict) -> None:
+    with open(path, "w") as f:
+        json.dump(report, f, indent=1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
