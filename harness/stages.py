@@ -81,10 +81,11 @@ def sample_stage(cfg: TrainConfig, base: str, weights: str | None, records: list
                  seed: int, out: Path) -> None:
     """k-1 completions per instruction from the model (base + optional weights) into ``out``, and the
     sampler's throughput into sample_stats.json beside it."""
-    from harness.sampling import SamplingConfig
+    from harness.sampling import training_sampling_config
     from tasks.samples import atomic_write_text
 
-    scfg = SamplingConfig(num_samples=cfg.k - 1, temperature=cfg.temperature, top_p=cfg.top_p,
+    # The paper's rule: until EOS, a closing fence or the token limit (not the first `endmodule`).
+    scfg = training_sampling_config(num_samples=cfg.k - 1, temperature=cfg.temperature, top_p=cfg.top_p,
                           max_new_tokens=cfg.max_new_tokens, batch_size=cfg.sample_batch_size, seed=seed)
     instructions = [record_prompt(r) for r in records]
     texts = sample_texts(cfg, base, weights, instructions, scfg, out.with_name("sample_stats.json"))
@@ -94,7 +95,7 @@ def sample_stage(cfg: TrainConfig, base: str, weights: str | None, records: list
 
 def score_stage(cfg: TrainConfig, records: list[TrainingRecord], candidates: list[dict],
                 scores_path: Path, stats_path: Path) -> dict:
-    """Score every candidate (the paper's rule or the functional one) and summarise the iteration."""
+    """Score every candidate (the paper's, the functional or the equivalence rule) and summarise the iteration."""
     from harness.runs import atomic_write_json, atomic_write_jsonl
     from harness.scoring import ScoreConfig, score_groups, score_stats
 

@@ -16,7 +16,7 @@ from verilog_tools.config import option as _f
 
 PRESET_DIR = Path(__file__).with_name("presets")
 MODES = ("iterative", "static")
-SCORES = ("paper", "functional")
+SCORES = ("paper", "functional", "equivalence")
 QUANTS = ("none", "4bit", "8bit")
 SAMPLERS = ("hf", "vllm")
 DISTRIBUTED = ("ddp", "deepspeed")
@@ -46,7 +46,8 @@ class TrainConfig:
     mode: str = _f("iterative", "iterative: sample from the current model; static: always from the start model")
     restart: bool = _f(False, "retrain every iteration from the warm-start weights instead of continuing")
     k: int = _f(4, "candidates per instruction: k-1 sampled + 1 reference")
-    score: str = _f("paper", "paper: syntax + Rouge-L; functional: testbench pass first (synthetic only)")
+    score: str = _f("paper", "paper: syntax + Rouge-L; functional: testbench pass first (synthetic only); "
+                            "equivalence: differential simulation against the reference (any data)")
     alpha: float = _f(1.0, "weight of the ranking loss in L = L_CE + alpha * L_rank")
     margin: float = _f(0.0, "hinge margin of the ranking loss")
     length_normalize: bool = _f(True, "rank on per-token (length-normalised) log-likelihoods")
