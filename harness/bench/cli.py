@@ -27,6 +27,7 @@ from verilog_tools.errors import UserError
 BENCHMARKS = {
     "eval_throughput": "harness.bench.eval_throughput",
     "scoring_throughput": "harness.bench.scoring_throughput",
+    "equivalence_throughput": "harness.bench.equivalence_throughput",
     "ranking_memory": "harness.bench.ranking_memory",
     "sampling_throughput": "harness.bench.sampling_throughput",
     "end_to_end": "harness.bench.end_to_end",
