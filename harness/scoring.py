@@ -30,7 +30,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from harness.rouge import ReferenceLcs
+from harness.rouge import TOKENIZERS, ReferenceLcs
 from verilog_tools import status as st
 from verilog_tools.config import option as _f
 
@@ -52,6 +52,8 @@ class ScoreConfig:
     syntax_fail_score: float = _f(0.0, "score of a candidate that does not compile or has no code")
     functional_pass_score: float = _f(1.0, "functional mode: score of a candidate passing its testbench")
     functional_scale: float = _f(0.9, "functional mode: factor on the paper score of a compiling, failing one")
+    rouge_tokenizer: str = _f("rouge", "Rouge-L tokens: rouge (rouge_score's [a-z0-9]+, the paper's) | code "
+                                       "(operators and punctuation kept)")
     equivalence_pass_score: float = _f(1.0, "equivalence mode: score of a candidate matching the reference")
     equivalence_partial: bool = _f(True, "equivalence mode: a mismatching candidate scores by its matching "
                                          "fraction between floor and ceiling (False: syntax_fail_score)")
@@ -69,6 +71,8 @@ class ScoreConfig:
                      "equivalence_floor", "equivalence_ceiling"):
             if not math.isfinite(getattr(self, name)):
                 raise ValueError(f"ScoreConfig.{name} must be a finite number, got {getattr(self, name)}")
+        if self.rouge_tokenizer not in TOKENIZERS:
+            raise ValueError(f"ScoreConfig.rouge_tokenizer must be one of {TOKENIZERS}, got {self.rouge_tokenizer!r}")
         if not self.equivalence_floor <= self.equivalence_ceiling <= self.equivalence_pass_score:
             raise ValueError("ScoreConfig: need equivalence_floor <= equivalence_ceiling <= equivalence_pass_score, "
                              f"got {self.equivalence_floor}, {self.equivalence_ceiling}, {self.equivalence_pass_score}")
@@ -126,7 +130,7 @@ def _apply_paper_scores(records, cands, cfg: ScoreConfig) -> None:
             cand["score"] = cfg.syntax_fail_score
         else:
             if r not in references:
-                references[r] = ReferenceLcs(records[r].reference)
+                references[r] = ReferenceLcs(records[r].reference, cfg.rouge_tokenizer)
             cand["rouge_l"] = references[r].f_measure(cand["text"])
             cand["score"] = cand["rouge_l"]
 

@@ -5,7 +5,9 @@
   compiling rtlcoder-small references);
 - mutants caught: seeded single-fault mutants (`tasks.synthetic.mutate`) that compile, per set;
 - equivalent rewrites passing (`tasks.rewrites`);
-- agreement with the official testbench on VerilogEval v1 Human's seeded mutants (`tasks.mutants`).
+- agreement with the official testbench on VerilogEval v1 Human's seeded mutants (`tasks.mutants`);
+- Rouge-L ties: of 120 single-fault mutants of synthetic training references, how many score 1.0
+  under each Rouge-L tokenizer (and how many the differential testbench passes).
 Figures go into BENCHMARKS.md ("Equivalence score calibration"); the default tests assert the same
 floors on small subsets (tests/test_equivalence.py).
 """
@@ -172,6 +174,26 @@ def official_agreement(problems, n: int = 20, seed: int = 0, workers: int = 2) -
             "disagreements": disagreements}
 
 
+def rouge_ties(items: list[Item], seed: int = 0) -> dict:
+    """One single-fault mutant per reference: how many tie the reference (Rouge-L 1.0) per tokenizer,
+    and how many the differential testbench tells apart."""
+    from harness.rouge import TOKENIZERS, rouge_l
+
+    mutants = []
+    for tid, ref, top in items:
+        code = mutate(ref, random.Random(f"{seed}:{tid}"))
+        if code and normalize_code(code) != normalize_code(ref):
+            mutants.append((tid, ref, top, code))
+    out = {"mutants": len(mutants)}
+    for tok in TOKENIZERS:
+        scores = [rouge_l(ref, code, tok) for _, ref, _, code in mutants]
+        out[f"ties_{tok}"] = sum(x == 1.0 for x in scores)
+        out[f"mean_rouge_l_{tok}"] = sum(scores) / len(scores) if scores else None
+    verdicts = _map(lambda m: check_group(m[1], [m[3]], module=m[2]), mutants, 2)
+    out["equivalence_pass"] = sum(not r.excluded and r.verdicts[0].status == st.PASS for r in verdicts)
+    return out
+
+
 def benchmark_items(bench: str) -> list[Item]:
     from tasks.benchmarks import load_benchmark
     return [(p.task_id, p.reference, p.dut_module) for p in load_benchmark(bench)]
@@ -215,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
             report[f"rewrites/{name}"] = rewrites_pass(items, w)
         print(f"{name}: {time.monotonic() - started:.0f} s", file=sys.stderr)
         _write(args.out, report)
+    report["rouge_ties/synthetic-train-120"] = rouge_ties(synthetic_items("train")[:120])
+    _write(args.out, report)
     if not args.skip_official:
         from tasks.benchmarks import load_benchmark
         report["official_agreement/verilog-eval-v1-human"] = official_agreement(
