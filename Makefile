@@ -61,7 +61,7 @@ EVAL_FLAGS = $(call flag,--bench,$(BENCH)) $(call flag,--samples,$(SAMPLES)) $(c
   $(call flag,--temperature,$(TEMPERATURE)) $(call flag,--top-p,$(TOP_P)) $(call flag,--seed,$(SEED))
 
 DATA_FLAGS = $(call flag,--data,$(DATA)) $(call flag,--filter,$(FILTER)) $(call flag,--run,$(RUN)) \
-  $(call flag,--seed,$(SEED)) $(call flag,--limit,$(LIMIT)) $(call flag,--workers,$(WORKERS))
+  $(call flag,--seed,$(SEED)) $(call flag,--limit,$(LIMIT)) $(call flag,--workers,$(WORKERS)) $(call flag,--score,$(SCORE))
 
 TRAIN_FLAGS = $(call flag,--iters,$(ITERS)) $(call flag,--preset,$(PRESET)) $(call flag,--model,$(MODEL)) \
   $(call flag,--data,$(DATA)) $(call flag,--k,$(K)) $(call flag,--quant,$(QUANT)) $(call flag,--mode,$(MODE)) \
@@ -100,7 +100,7 @@ report compare: $(INSTALLED)
 eval: ## score samples (SAMPLES=) or a model (MODEL=reference|path|run folder) on BENCH= into results/RUN
 	$(ITERTL) eval $(EVAL_FLAGS)
 
-data: ## prepare a training set (DATA=synthetic|resyn27k|path, FILTER=0|1) into a versioned, hashed folder
+data: ## prepare a training set (DATA=synthetic|resyn27k|path, FILTER=0|1, SCORE=equivalence self-checks references) into a versioned, hashed folder
 	$(ITERTL) data $(DATA_FLAGS)
 
 train: ## run ITERTL iterations (ITERS=7 PRESET=tiny-cpu|paper MODE=iterative|static ...) into results/RUN

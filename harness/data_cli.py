@@ -1,6 +1,10 @@
 """`python -m harness data`: prepare a training data set into a versioned run folder or a directory.
 
-``make data DATA=synthetic|resyn27k|path FILTER=0|1`` forwards here. Without ``--out`` the files go
+``make data DATA=synthetic|resyn27k|path FILTER=0|1 SCORE=...`` forwards here. With ``--score
+equivalence`` every train/valid reference also gets the differential testbench's self-check
+(`tasks.equivalence`); the ones it cannot use are listed with their reason in
+``equivalence_excluded.json`` and counted in the printed summary (training leaves their candidates
+unscored). Without ``--out`` the files go
 to a new run folder (``--run NAME``, default ``data-<time>``) under ``--results-dir``, with a
 manifest (config, git commit, tool versions, data hashes); an existing folder is refused.
 """
@@ -39,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help=_help("seed"))
     parser.add_argument("--limit", type=int, default=None, help=_help("limit"))
     parser.add_argument("--workers", type=int, default=2, help=_help("workers"))
+    parser.add_argument("--score", default="paper", choices=("paper", "functional", "equivalence"),
+                        help="the training score the data is for; equivalence also self-checks every reference")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--out", help="write into this directory (created; files in it are replaced)")
     where.add_argument("--run", help="name of a new run folder; default data-<timestamp>")
@@ -58,8 +64,29 @@ def main_data(argv: list[str]) -> int:
         prepared = prepare_data(cfg, Path(args.out))
     else:
         prepared = _prepare_in_run_folder(cfg, args.run, args.results_dir or RESULTS_ROOT, argv)
+    if args.score == "equivalence":
+        prepared.summary["equivalence_excluded"] = equivalence_precheck(prepared, args.workers)
     print(format_summary(prepared, time.monotonic() - started))
     return 0
+
+
+def equivalence_precheck(prepared: PreparedData, workers: int) -> dict[str, int]:
+    """Self-check each train/valid reference in the differential testbench; write the exclusions with
+    their reasons to equivalence_excluded.json beside the data; return the count per reason."""
+    import json
+    from collections import Counter
+
+    from tasks.equivalence import check_groups
+    from tasks.records import TrainingRecord
+    from verilog_tools.text import module_names
+
+    records = [TrainingRecord.from_dict(json.loads(line)) for name in ("train", "valid")
+               if name in prepared.files for line in prepared.files[name].read_text().splitlines() if line]
+    items = [(r.reference, [], r.dut_module or next(iter(module_names(r.header or "")), None)) for r in records]
+    results = check_groups(items, workers=workers)
+    excluded = {r.id: res.excluded for r, res in zip(records, results) if res.excluded}
+    (prepared.out_dir / "equivalence_excluded.json").write_text(json.dumps(excluded, indent=1, sort_keys=True) + "\n")
+    return dict(Counter(excluded.values()).most_common())
 
 
 def _prepare_in_run_folder(cfg: DataConfig, name: str | None, root: str, argv: list[str]) -> PreparedData:
@@ -92,5 +119,7 @@ def format_summary(prepared: PreparedData, seconds: float) -> str:
     for name, path in prepared.files.items():
         digest = prepared.hashes.get(name)
         lines.append(f"  {path}" + (f"  sha256 {digest}" if digest else ""))
+    for reason, count in summary.get("equivalence_excluded", {}).items():
+        lines.append(f"  {'equivalence excluded: ' + reason:<32}{count:>8}")
     lines.append(f"  took {seconds:.1f} s")
     return "\n".join(lines)

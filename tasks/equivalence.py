@@ -102,7 +102,7 @@ def prepare_reference(reference: str, module: str | None, tag: str) -> _Referenc
     iface = read_interface(reference, module)
     roles = difftb.recognise_roles(iface)
     if not roles.outputs:
-        raise InterfaceError("reference has no outputs")
+        raise InterfaceError("no outputs")
     tb_text, ref_top = _renamed(reference, f"itertl_ref_{tag}", iface.name)
     copy, copy_top = _renamed(reference, f"itertl_self_{tag}", iface.name)
     return _Reference(tag, iface.name, roles, tb_text, ref_top, copy, copy_top)
