@@ -72,6 +72,38 @@ def release_cuda_cache() -> None:
         torch.cuda.empty_cache()
 
 
+def wait_for_free_gpu_memory(fraction: float, timeout_s: float, *, devices: int = 1, what: str = "this stage",
+                             poll_s: float = 2.0, query=None) -> list[tuple[int, int]]:
+    """Wait until ``fraction`` of each of the first ``devices`` CUDA GPUs is free; UserError (one line,
+    the figures) after ``timeout_s``. Returns (free, total) bytes per GPU; [] without CUDA.
+
+    Free means free to the whole machine (``cudaMemGetInfo``): memory another process still holds, such
+    as an earlier stage's engine that is shutting down, counts as taken. ``query(device)`` replaces
+    ``torch.cuda.mem_get_info`` in tests.
+    """
+    import time
+
+    if query is None:
+        if cuda_device_count() == 0:
+            return []
+        import torch
+        query = torch.cuda.mem_get_info
+    deadline = time.monotonic() + timeout_s
+    while True:
+        figures = [tuple(query(d)) for d in range(devices)]
+        short = [(d, free, total) for d, (free, total) in enumerate(figures) if free < fraction * total]
+        if not short:
+            return figures
+        if time.monotonic() >= deadline:
+            d, free, total = short[0]
+            gib = 1 << 30
+            raise UserError(f"{what} needs {fraction:.0%} of GPU {d} free ({fraction * total / gib:.1f} of "
+                            f"{total / gib:.1f} GiB) but only {free / gib:.1f} GiB was free after {timeout_s:g} s: "
+                            "another process holds GPU memory (nvidia-smi shows which); end it, or lower "
+                            "vllm_gpu_memory_utilization")
+        time.sleep(poll_s)
+
+
 def check_gpus(cfg: TrainConfig) -> None:
     """UserError (one line) unless gpus > 1 can run here: enough CUDA devices, accelerate, DeepSpeed."""
     if cfg.gpus <= 1:

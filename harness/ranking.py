@@ -72,8 +72,8 @@ def ranking_loss(logps, scores: list[float | None], margin: float):
 
 
 def token_logprobs(logits, targets):
-    """log P(target) per position, in log space, one row at a time so that no second full-vocabulary
-    tensor is ever held for the whole batch (logits: [B, T, V], targets: [B, T])."""
+    """log P(target) per position, in float32 (or wider), one row at a time so that no second
+    full-vocabulary tensor is ever held for the whole batch (logits: [B, T, V], targets: [B, T])."""
     import torch
     dtype = torch.promote_types(logits.dtype, torch.float32)  # bf16/fp16 logits: reduce in fp32
     picked = torch.gather(logits, -1, targets.unsqueeze(-1)).squeeze(-1).to(dtype)
@@ -81,21 +81,80 @@ def token_logprobs(logits, targets):
     return picked - norms
 
 
-def sequence_logprobs(model, input_ids, attention_mask, response_mask):
-    """Sum of response-token log-probabilities and number of response tokens, per row.
+def _chunk_logprobs(hidden, weight, bias, targets):
+    """log P(target) of a few positions from the final hidden states, the logits in float32."""
+    import torch
+    import torch.nn.functional as F
+    dtype = torch.promote_types(weight.dtype, torch.float32)
+    logits = F.linear(hidden.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype))
+    return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
 
-    Only the logits from the first response position on are computed (``logits_to_keep``): the
-    prompt's logits are never materialised.
+
+def chunked_token_logprobs(hidden, head, targets, chunk_tokens: int):
+    """log P(target) per position from hidden states [B, T, H] through the output layer ``head``, never
+    holding more than ``chunk_tokens`` positions' vocabulary-sized logits, in the forward pass or (each
+    chunk is checkpointed: its logits are recomputed in backward) in the backward pass. Float32."""
+    from torch.utils.checkpoint import checkpoint
+    import torch
+
+    flat_hidden = hidden.reshape(-1, hidden.shape[-1])
+    flat_targets = targets.reshape(-1)
+    parts = []
+    for start in range(0, flat_targets.numel(), chunk_tokens):
+        args = (flat_hidden[start:start + chunk_tokens], head.weight, head.bias,
+                flat_targets[start:start + chunk_tokens])
+        if torch.is_grad_enabled():
+            parts.append(checkpoint(_chunk_logprobs, *args, use_reentrant=False))
+        else:
+            parts.append(_chunk_logprobs(*args))
+    return torch.cat(parts).reshape(targets.shape)
+
+
+# Config attributes of models whose logits are more than lm_head(hidden): the chunked path skips them.
+LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale")
+
+
+def chunkable_head(model):
+    """The output layer when log-probabilities may be computed from hidden states in chunks: a plain
+    ``nn.Linear`` with its full weight present (not a LoRA or quantised wrapper, not a ZeRO-3 shard) on
+    a model whose logits are exactly that layer's output. None otherwise (the full logits are used)."""
+    import torch
+    unwrapped = getattr(model, "module", model)  # DDP
+    get = getattr(unwrapped, "get_output_embeddings", None)
+    head = get() if callable(get) else None
+    if type(head) is not torch.nn.Linear or head.weight.numel() == 0 or hasattr(head.weight, "ds_id"):
+        return None
+    config = getattr(unwrapped, "config", None)
+    if any(getattr(config, name, None) not in (None, 0, 1, 1.0) for name in LOGIT_TRANSFORMS):
+        return None
+    return head
+
+
+def sequence_logprobs(model, input_ids, attention_mask, response_mask, chunk_tokens: int = 0):
+    """Sum of response-token log-probabilities (float32) and number of response tokens, per row.
+
+    Only positions from the first response token on are turned into logits: the prompt's logits are
+    never materialised. With ``chunk_tokens > 0`` and a plain output layer (``chunkable_head``) the
+    model returns only its final hidden states and the log-softmax runs ``chunk_tokens`` positions at a
+    time (``chunked_token_logprobs``), so activation memory no longer holds a [T, V] tensor per
+    candidate; otherwise the model's logits are reduced in float32 (``token_logprobs``).
     """
     rows_with_response = response_mask.any(dim=1)
     if not bool(rows_with_response.all()):
         raise ValueError("every candidate needs at least one response token")
     first = int(response_mask.float().argmax(dim=1).min())  # earliest response token in the batch
     keep = input_ids.shape[1] - first + 1
-    logits = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep,
-                   use_cache=False).logits[:, :-1]
     targets = input_ids[:, first:]
-    logp = token_logprobs(logits, targets)
+    head = chunkable_head(model) if chunk_tokens > 0 else None
+    if head is not None:
+        out = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=1, use_cache=False,
+                    output_hidden_states=[-1])
+        hidden = out.hidden_states[-1][:, first - 1:-1]  # the final (normed) hidden states, as lm_head sees
+        logp = chunked_token_logprobs(hidden, head, targets, chunk_tokens)
+    else:
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep,
+                       use_cache=False).logits[:, :-1]
+        logp = token_logprobs(logits, targets)
     mask = response_mask[:, first:].to(logp.dtype)
     return (logp * mask).sum(dim=1), mask.sum(dim=1)
 
@@ -137,35 +196,46 @@ class RankingCollator:
 
 def build_ranking_dataset(candidate_rows: Iterable[dict], tokenizer,
                           format_example: Callable[[object, str, str], tuple[str, str]], *,
-                          max_length: int | None = None, append_eos: bool = True) -> list[dict]:
+                          max_length: int | None = None, append_eos: bool = True,
+                          stats: dict | None = None) -> list[dict]:
     """One training item per candidates.jsonl row: {"id", "candidates": [{"input_ids",
     "response_start", "score", "source"}]}, candidates in the row's order.
 
     The prompt and the response are tokenised separately and concatenated, so the response tokens are
-    exactly those the model produces after the prompt (no BPE merge across the boundary). Sequences
-    longer than ``max_length`` lose the end of their response; a candidate left with no response token
-    is dropped, and a group that loses its reference is dropped (both logged).
+    exactly those the model produces after the prompt (no BPE merge across the boundary). A candidate
+    longer than ``max_length`` tokens is dropped, not cut (a cut response would be ranked on part of
+    its text, without its EOS); a group whose reference is dropped is dropped whole. ``stats``, when
+    given, receives the counts: groups_in, groups_kept, groups_dropped (reference too long),
+    candidates_dropped (too long or without a response token, in kept groups) and longest (tokens, over every candidate).
     """
-    items, dropped_groups = [], 0
+    items: list[dict] = []
+    counts = {"groups_in": 0, "groups_kept": 0, "groups_dropped": 0, "candidates_dropped": 0, "longest": 0}
     for row in candidate_rows:
-        cands = [tokenize_candidate(tokenizer, format_example, row["instruction"], c, max_length, append_eos)
-                 for c in row["candidates"]]
+        counts["groups_in"] += 1
         refs = [c for c in row["candidates"] if c["source"] == "reference"]
         if len(refs) != 1:
             raise ValueError(f"group {row['id']}: needs exactly one candidate with source 'reference', "
                              f"found {len(refs)}")
-        kept = [c for c in cands if c is not None]
+        cands = [tokenize_candidate(tokenizer, format_example, row["instruction"], c, append_eos)
+                 for c in row["candidates"]]
+        counts["longest"] = max([counts["longest"]] + [len(c["input_ids"]) for c in cands if c])
+        kept = [c for c in cands if c and (not max_length or len(c["input_ids"]) <= max_length)]
         if not any(c["source"] == "reference" for c in kept):
-            dropped_groups += 1
+            counts["groups_dropped"] += 1
             continue
+        counts["candidates_dropped"] += len(cands) - len(kept)
+        counts["groups_kept"] += 1
         items.append({"id": row["id"], "candidates": kept})
-    if dropped_groups:
-        log.warning("dropped %d groups whose reference did not fit in max_length=%s", dropped_groups, max_length)
+    if counts["groups_dropped"] or counts["candidates_dropped"]:
+        log.warning("max_length=%s: dropped %d groups (reference too long) and %d sampled candidates of kept "
+                    "groups", max_length, counts["groups_dropped"], counts["candidates_dropped"])
+    if stats is not None:
+        stats.update(counts)
     return items
 
 
-def tokenize_candidate(tokenizer, format_example, instruction: str, cand: dict, max_length, append_eos):
-    """Token ids of prompt + response and where the response starts; None if no response token fits."""
+def tokenize_candidate(tokenizer, format_example, instruction: str, cand: dict, append_eos: bool = True):
+    """Token ids of prompt + response and where the response starts; None if the response has no token."""
     prompt_text, full_text = format_example(tokenizer, instruction, cand["text"])
     if not full_text.startswith(prompt_text):
         raise ValueError("format_example must return a full text that starts with the prompt text")
@@ -175,10 +245,9 @@ def tokenize_candidate(tokenizer, format_example, instruction: str, cand: dict, 
     eos = tokenizer.eos_token_id
     if append_eos and eos is not None and (not response_ids or response_ids[-1] != eos):
         response_ids = response_ids + [eos]
-    ids = (prompt_ids + response_ids)[:max_length] if max_length else prompt_ids + response_ids
     if not prompt_ids:
         raise ValueError("the prompt tokenised to nothing: the first response token needs a context")
-    if len(ids) <= len(prompt_ids):
-        return None
-    return {"input_ids": ids, "response_start": len(prompt_ids), "score": cand["score"],
+    if not response_ids:
+        return None  # an empty text and no EOS token: nothing to score the candidate on
+    return {"input_ids": prompt_ids + response_ids, "response_start": len(prompt_ids), "score": cand["score"],
             "source": cand["source"]}

@@ -16,9 +16,11 @@ Two ways to compute the gradient, the same gradient (tests/test_trainer.py check
   dL/dp_i then has a closed form (``ranking_loss_and_grad``). Pass 2 re-runs, with gradients, only
   the candidates whose dL/dp_i is non-zero and the reference, and back-propagates
   ``w * (alpha * dL/dp_i * p_i + [reference] L_CE)`` chunk by chunk, so peak activation memory is
-  about one chunk's. Exact only if both passes compute the same p_i: dropout must be off (or seeded
-  identically); the tiny model has none, and LoRA dropout breaks exactness (gradients then come from
-  a second dropout mask: still an unbiased estimate, like any dropout step). Under DDP every backward
+  about one chunk's. Exact only if both passes compute the same p_i, so the trainer sets every dropout
+  of the model to 0 in this mode (``disable_dropout``: ``nn.Dropout`` modules, LoRA's included, and
+  float ``attention_dropout`` attributes; the count is ``dropout_disabled``, logged and recorded in
+  train_log.json). With dropout the hinges active in pass 1 would come from one mask and the gradient
+  from another. ``lora_dropout`` therefore has no effect with ``split_gradients``. Under DDP every backward
   but a micro-batch's last runs in ``no_sync``, so each process all-reduces once per micro-batch
   whatever number of chunks it needs (the count differs between processes; one all-reduce per
   backward would deadlock). DeepSpeed and FSDP, which step or shard on every backward, are refused.
@@ -29,6 +31,11 @@ itself). With equal-sized micro-batches, accumulation then gives exactly the gra
 batch. ``num_items_in_batch`` is ignored: every term is already a per-group mean, independent of
 token counts in other groups.
 
+Log-probabilities are float32 whatever the model's dtype. With ``logprob_chunk_tokens > 0`` (and a
+plain output layer) they are computed from the final hidden states ``logprob_chunk_tokens`` positions
+at a time, each chunk's logits recomputed in backward (``harness.ranking.sequence_logprobs``), so
+no [T, V] tensor is held per candidate; the output layer's weight is cast to float32 per chunk.
+
 Logged separately (averaged over the logging window): ``ce_loss``, ``rank_loss``, ``rank_accuracy``
 (fraction of ranked pairs with p_i > p_j) and ``rank_pairs``.
 """
@@ -36,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 from dataclasses import dataclass, field
 
 import torch
@@ -43,6 +51,24 @@ from accelerate.utils import DistributedType
 from trl import SFTConfig, SFTTrainer
 
 from harness.ranking import RankingCollator, ranking_loss, ranking_loss_and_grad, sequence_logprobs
+
+log = logging.getLogger(__name__)
+
+
+def disable_dropout(model) -> int:
+    """Set every dropout of ``model`` to 0 (``nn.Dropout`` modules and float ``attention_dropout``
+    attributes, as Llama-style attention reads it); return how many were non-zero."""
+    changed = 0
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout) and module.p:
+            module.p, changed = 0.0, changed + 1
+        rate = getattr(module, "attention_dropout", None)
+        if isinstance(rate, float) and rate:
+            module.attention_dropout, changed = 0.0, changed + 1
+    config = getattr(model, "config", None)
+    if isinstance(getattr(config, "attention_dropout", None), float) and config.attention_dropout:
+        config.attention_dropout = 0.0
+    return changed
 
 
 @dataclass
@@ -57,6 +83,8 @@ class RankingConfig(SFTConfig):
         default=True, metadata={"help": "two-pass gradient: one candidate chunk in memory at a time"})
     forward_chunk_size: int = field(
         default=1, metadata={"help": "candidates per forward pass in split mode"})
+    logprob_chunk_tokens: int = field(
+        default=256, metadata={"help": "positions per chunk of the float32 log-softmax (0 = whole logits)"})
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "must stay False: the collator needs every field of a group"})
 
@@ -65,6 +93,8 @@ class RankingConfig(SFTConfig):
             raise ValueError(f"alpha must be >= 0, got {self.alpha}")
         if not self.margin >= 0:
             raise ValueError(f"margin must be >= 0, got {self.margin}")
+        if self.logprob_chunk_tokens < 0:
+            raise ValueError(f"logprob_chunk_tokens must be >= 0, got {self.logprob_chunk_tokens}")
         if self.forward_chunk_size < 1:
             raise ValueError(f"forward_chunk_size must be >= 1, got {self.forward_chunk_size}")
         if self.remove_unused_columns:
@@ -95,6 +125,10 @@ class RankingTrainer(SFTTrainer):
                 and self.accelerator.distributed_type not in (DistributedType.MULTI_GPU, DistributedType.MULTI_CPU)):
             raise ValueError("split_gradients=True runs in one process or under DDP only; set it False for "
                              "DeepSpeed/FSDP")
+        self.dropout_disabled = disable_dropout(self.model) if args.split_gradients else 0
+        if self.dropout_disabled:
+            log.warning("split_gradients: %d dropout layers set to 0 so that both passes compute the same "
+                        "log-likelihoods", self.dropout_disabled)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """The joint computation: all candidates of the batch in one graph."""
@@ -142,20 +176,21 @@ def _groups(inputs) -> list[tuple[torch.Tensor, list[float | None]]]:
     return out
 
 
-def _logprobs(model, inputs, rows, length_normalize: bool):
+def _logprobs(model, inputs, rows, args):
     """(p, mean token log-prob) of the given rows, cropped to their longest real sequence."""
     width = int(inputs["attention_mask"][rows].sum(dim=1).max())
     sums, counts = sequence_logprobs(model, inputs["input_ids"][rows, :width],
                                      inputs["attention_mask"][rows, :width],
-                                     inputs["response_mask"][rows, :width])
+                                     inputs["response_mask"][rows, :width],
+                                     chunk_tokens=getattr(args, "logprob_chunk_tokens", 0))
     means = sums / counts
-    return (means if length_normalize else sums), means
+    return (means if args.length_normalize else sums), means
 
 
 def joint_loss(model, inputs, args) -> tuple[torch.Tensor, dict]:
     """Mean over groups of L_CE + alpha * L_rank, differentiable through every candidate at once."""
     all_rows = torch.arange(inputs["input_ids"].shape[0], device=inputs["input_ids"].device)
-    p, means = _logprobs(model, inputs, all_rows, args.length_normalize)
+    p, means = _logprobs(model, inputs, all_rows, args)
     losses, stats = [], _empty_stats()
     for rows, scores in _groups(inputs):
         ce = -means[rows[inputs["is_reference"][rows]]].sum()
@@ -177,7 +212,7 @@ def split_backward(model, inputs, args, *, scale: float, backward,
     device = inputs["input_ids"].device
     chunks = torch.arange(n_rows, device=device).split(args.forward_chunk_size)
     with torch.no_grad():
-        p = torch.cat([_logprobs(model, inputs, rows, args.length_normalize)[0] for rows in chunks])
+        p = torch.cat([_logprobs(model, inputs, rows, args)[0] for rows in chunks])
     groups = _groups(inputs)
     coef = torch.zeros(n_rows, dtype=torch.float64, device=device)  # alpha * dL_rank/dp_i
     rank_values = []
@@ -195,7 +230,7 @@ def split_backward(model, inputs, args, *, scale: float, backward,
     pass2 = needed.split(args.forward_chunk_size)  # never empty: every group has its reference
     for index, rows in enumerate(pass2):
         with no_sync() if index < len(pass2) - 1 else contextlib.nullcontext():
-            p_rows, means = _logprobs(model, inputs, rows, args.length_normalize)
+            p_rows, means = _logprobs(model, inputs, rows, args)
             ce_rows = -(means * is_ref[rows]).sum()
             objective = (coef[rows].to(p_rows.dtype) * p_rows).sum() + ce_rows
             backward(objective * weight)

@@ -114,14 +114,25 @@ def test_dataset_finds_reference_by_source_not_position_and_appends_eos_once():
         build_ranking_dataset([group_row("h", [("x", 0.0, "model")])], tok, format_example)
 
 
-def test_truncation_drops_empty_candidates_and_groups_without_reference():
+def test_max_length_drops_long_candidates_whole_and_counts_them():
     tok = tiny_tokenizer()
     prompt_len = len(tok(format_example(tok, "Write module g.", "")[0], add_special_tokens=False)["input_ids"])
-    rows = [group_row("g", [("ab", 0.0, "model"), ("module r; endmodule", 1.0, "reference")])]
-    (item,) = build_ranking_dataset(rows, tok, format_example, max_length=prompt_len + 1)
-    assert all(len(c["input_ids"]) == prompt_len + 1 for c in item["candidates"])
-    lopsided = [group_row("g", [("ab", 0.0, "model"), ("r", 1.0, "reference")])]
-    assert len(build_ranking_dataset(lopsided, tok, lambda t, i, r: (i, i + r), max_length=len("Write module g."))) == 0
+    short, long_ = "ab", "module r; endmodule " * 5
+
+    def length(text):
+        return prompt_len + len(tok(text, add_special_tokens=False)["input_ids"]) + 1  # + EOS
+
+    cap = length("module r; endmodule")
+    rows = [group_row("g", [(short, 0.0, "model"), (long_, 0.5, "model"), ("module r; endmodule", 1.0, "reference")]),
+            group_row("h", [(short, 0.0, "model"), (long_, 1.0, "reference")])]
+    stats: dict = {}
+    (item,) = build_ranking_dataset(rows, tok, format_example, max_length=cap, stats=stats)
+    assert item["id"] == "g" and [c["score"] for c in item["candidates"]] == [0.0, 1.0]
+    assert all(len(c["input_ids"]) <= cap for c in item["candidates"])  # kept whole, never cut
+    assert item["candidates"][1]["input_ids"][-1] == tok.eos_token_id
+    assert stats == {"groups_in": 2, "groups_kept": 1, "groups_dropped": 1, "candidates_dropped": 1,
+                     "longest": length(long_)}
+    assert len(build_ranking_dataset(rows, tok, format_example, max_length=0)) == 2  # 0 = no cap
 
 
 def test_collator_keeps_groups_together():

@@ -148,3 +148,97 @@ def test_4bit_nf4_lora_training_step_on_cpu(tmp_path):
     changed = {n for n, p in trainer.model.named_parameters() if not torch.equal(p.detach(), before[n])}
     assert changed and all("lora_" in n for n in changed)
     assert any("ce_loss" in h for h in trainer.state.log_history)
+
+
+def _lora_with_dropout(rate: float):
+    from peft import LoraConfig, get_peft_model
+    model = get_peft_model(tiny_model(), LoraConfig(r=4, lora_alpha=8, lora_dropout=rate,
+                                                    target_modules=["q_proj", "v_proj", "down_proj"]))
+    for name, p in model.named_parameters():  # non-zero B, so the LoRA path (and its dropout) matters
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.5, generator=torch.Generator().manual_seed(1))
+    return model.train()
+
+
+def test_split_gradients_turn_dropout_off_and_equal_the_joint_gradient(tmp_path):
+    """LoRA dropout 0.5 in training mode: without the fix the two passes see different masks and the
+    split gradient differs from any joint one; the trainer sets dropout to 0 and they agree."""
+    tok = tiny_tokenizer()
+    batch = RankingCollator(tok.pad_token_id)(_dataset(tok))
+    args = _config(tmp_path, alpha=0.7, margin=0.5)
+    torch.manual_seed(0)
+    unfixed = _lora_with_dropout(0.5)
+    split_backward(unfixed, batch, args, scale=1.0, backward=lambda t: t.backward())
+    noisy = _grads(unfixed)
+
+    trainer = RankingTrainer(model=_lora_with_dropout(0.5), args=args, train_dataset=_dataset(tok),
+                             processing_class=tok)
+    model = trainer.model.train()
+    assert trainer.dropout_disabled == 6  # q_proj, v_proj, down_proj in each of 2 layers
+    assert all(m.p == 0 for m in model.modules() if isinstance(m, torch.nn.Dropout))
+    loss, _ = joint_loss(model, batch, args)
+    loss.backward()
+    joint = _grads(model)
+    model.zero_grad()
+    split_backward(model, batch, args, scale=1.0, backward=lambda t: t.backward())
+    split = _grads(model)
+    assert joint.keys() == split.keys() and joint
+    for name in joint:
+        torch.testing.assert_close(split[name], joint[name], atol=1e-5, rtol=1e-4, msg=name)
+    assert any(not torch.allclose(noisy[n], joint[n], atol=1e-3) for n in joint)  # the test can fail
+
+
+def test_joint_mode_keeps_dropout(tmp_path):
+    tok = tiny_tokenizer()
+    trainer = RankingTrainer(model=_lora_with_dropout(0.1), args=_config(tmp_path, split_gradients=False),
+                             train_dataset=_dataset(tok), processing_class=tok)
+    assert trainer.dropout_disabled == 0
+    assert any(m.p == 0.1 for m in trainer.model.modules() if isinstance(m, torch.nn.Dropout))
+
+
+@pytest.mark.parametrize("chunk", [0, 7])
+def test_logprobs_are_float32_from_bf16_weights(chunk):
+    """A bf16 model: the ranking's log-probabilities come out in float32 and, with chunking, equal a
+    float32 log-softmax of float32 logits computed from the same hidden states."""
+    from harness.ranking import sequence_logprobs
+    tok = tiny_tokenizer()
+    batch = RankingCollator(tok.pad_token_id)(_dataset(tok)[:1])
+    model = tiny_model().to(torch.bfloat16)
+    sums, counts = sequence_logprobs(model, batch["input_ids"], batch["attention_mask"], batch["response_mask"],
+                                     chunk_tokens=chunk)
+    assert sums.dtype == torch.float32
+    if chunk:
+        hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       output_hidden_states=True).hidden_states[-1]
+        logp = torch.log_softmax(hidden.float() @ model.lm_head.weight.float().T, -1)[:, :-1]
+        per_token = logp.gather(-1, batch["input_ids"][:, 1:, None]).squeeze(-1) * batch["response_mask"][:, 1:]
+        torch.testing.assert_close(sums, per_token.sum(1), atol=1e-4, rtol=1e-5)
+
+
+def test_chunked_logprobs_and_gradients_equal_the_unchunked_ones(tmp_path):
+    tok = tiny_tokenizer()
+    batch = RankingCollator(tok.pad_token_id)(_dataset(tok))
+    grads = []
+    for chunk in (0, 5):
+        model = tiny_model().train()
+        loss, _ = joint_loss(model, batch, _config(tmp_path, margin=0.5, logprob_chunk_tokens=chunk))
+        loss.backward()
+        grads.append((loss.item(), _grads(model)))
+    assert grads[0][0] == pytest.approx(grads[1][0], abs=1e-6)
+    for name in grads[0][1]:
+        torch.testing.assert_close(grads[1][1][name], grads[0][1][name], atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_gradient_checkpointing_gives_the_same_split_gradient(tmp_path):
+    tok = tiny_tokenizer()
+    batch = RankingCollator(tok.pad_token_id)(_dataset(tok))
+    args = _config(tmp_path, margin=0.5)
+    grads = []
+    for checkpointing in (False, True):
+        model = tiny_model().train()
+        if checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        split_backward(model, batch, args, scale=1.0, backward=lambda t: t.backward())
+        grads.append(_grads(model))
+    for name in grads[0]:
+        torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-6, rtol=1e-5, msg=name)

@@ -65,6 +65,8 @@ def fake_vllm(monkeypatch):
         return engines[-1]
 
     monkeypatch.setattr(vllm_sampler, "_make_engine", make_engine)
+    # The child process runs in this one, so that it sees the fakes; the job and answer files are real.
+    monkeypatch.setattr(vllm_sampler, "_run_child", lambda job, out: vllm_sampler.main([str(job), str(out)]))
     return engines
 
 
@@ -120,7 +122,8 @@ def test_an_adapter_is_served_on_the_base_model(fake_vllm, tmp_path):
                                             tensor_parallel_size=1, stats=stats, progress=False)
     engine = fake_vllm[0]
     assert engine.target == vllm_sampler.Weights(model=str(base), adapter=weights, lora_rank=16)
-    assert engine.kwargs == {"tensor_parallel_size": 1, "seed": 5} and engine.shut
+    assert engine.kwargs == {"tensor_parallel_size": 1, "seed": 5, "max_model_len": 3 + cfg.max_new_tokens,
+                             "settings": vllm_sampler.EngineSettings()} and engine.shut
     call = engine.calls[0]
     assert isinstance(call["lora"], FakeLoRARequest) and call["lora"].path == weights
     assert [p["prompt_token_ids"] for p in call["prompts"]] == [[97, 98]] * 2 + [[97, 98, 99]] * 2
@@ -198,7 +201,7 @@ def test_sample_stage_dispatches_on_the_sampler_and_records_its_throughput(tiny,
     assert [r["id"] for r in rows] == ["r0", "r1"] and all(len(r["samples"]) == 2 for r in rows)
     assert bool(fake_vllm) == (sampler == "vllm")
     if fake_vllm:
-        assert fake_vllm[0].target.model == tiny and rows[0]["samples"][0].endswith("endmodule")
+        assert fake_vllm[0].target.model == tiny and "\nendmodule" in rows[0]["samples"][0]
     stats = json.loads((tmp_path / "sample_stats.json").read_text())
     assert stats["sampler"] == sampler and stats["completions"] == 4 and stats["prompts"] == 2
     assert stats["tokens"] > 0 and stats["seconds"] > 0 and stats["tokens_per_s"] > 0
@@ -237,3 +240,47 @@ def test_vllm_samples_the_tiny_model_with_a_lora_adapter(tmp_path):
                                              SamplingConfig(num_samples=2, temperature=0.0, max_new_tokens=16),
                                              progress=False)
     assert all(len(set(texts)) == 1 for texts in greedy)
+
+
+def test_engine_settings_reach_the_engine_and_the_stats(fake_vllm, tmp_path):
+    cfg = SamplingConfig(num_samples=1, max_new_tokens=7)
+    settings = vllm_sampler.EngineSettings(gpu_memory_utilization=0.5, base="nf4")
+    stats: dict = {}
+    texts = vllm_sampler.sample_completions("unused-base", str(tmp_path), char_tokenizer, ["ab", "abcd"], cfg,
+                                            engine=settings, in_child=True, stats=stats)
+    assert texts == [["p2 s" + str(completion_seed(0, 0, 0)) + "\nendmodule"],
+                     ["p4 s" + str(completion_seed(0, 1, 0)) + "\nendmodule"]]
+    assert fake_vllm[0].kwargs["settings"] == settings and fake_vllm[0].kwargs["max_model_len"] == 4 + 7
+    assert stats["vllm"] == {"gpu_memory_utilization": 0.5, "max_model_len": 11, "base": "nf4",
+                             "free_memory_wait_s": 120.0, "child_process": True}
+    fixed = vllm_sampler.EngineSettings(max_model_len=64)
+    vllm_sampler.sample_completions("unused-base", str(tmp_path), char_tokenizer, ["ab"], cfg, engine=fixed)
+    assert fake_vllm[1].kwargs["max_model_len"] == 64
+
+
+def test_an_error_in_the_child_comes_back_as_one_line(fake_vllm, monkeypatch, tmp_path):
+    def refuse(*args, **kwargs):
+        raise UserError("the vLLM engine needs 85% of GPU 0 free")
+    monkeypatch.setattr(vllm_sampler, "_make_engine", refuse)
+    with pytest.raises(UserError, match="needs 85% of GPU 0 free"):
+        vllm_sampler.sample_completions("b", str(tmp_path), char_tokenizer, ["x"], SamplingConfig(), in_child=True)
+    monkeypatch.setattr(vllm_sampler, "_run_child", lambda job, out: 1)
+    with pytest.raises(UserError, match="failed in its child process"):
+        vllm_sampler.sample_completions("b", str(tmp_path), char_tokenizer, ["x"], SamplingConfig(), in_child=True)
+
+
+def test_settings_are_checked():
+    with pytest.raises(UserError, match="vllm_base"):
+        vllm_sampler.EngineSettings(base="fp8")
+    with pytest.raises(UserError, match="vllm_gpu_memory_utilization"):
+        vllm_sampler.EngineSettings(gpu_memory_utilization=1.5)
+    with pytest.raises(UserError, match="vllm_base"):
+        TrainConfig(vllm_base="int4")
+
+
+def test_waiting_for_free_gpu_memory(monkeypatch):
+    from harness.distributed import wait_for_free_gpu_memory
+    readings = iter([(10, 100), (50, 100), (90, 100)])
+    assert wait_for_free_gpu_memory(0.85, 5, poll_s=0, query=lambda d: next(readings)) == [(90, 100)]
+    with pytest.raises(UserError, match="needs 85% of GPU 1 free .* only 0.0 GiB was free"):
+        wait_for_free_gpu_memory(0.85, 0, devices=2, poll_s=0, query=lambda d: (100, 100) if d == 0 else (10, 100))
