@@ -37,7 +37,8 @@ def record_prompt(rec: TrainingRecord) -> str:
 def model_config(cfg: TrainConfig, base: str):
     from harness.models import ModelConfig
     return ModelConfig(name_or_path=base, quant=cfg.quant, lora=cfg.lora, lora_r=cfg.lora_r,
-                       lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout)
+                       lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                       gradient_checkpointing=cfg.gradient_checkpointing)
 
 
 def workers(cfg: TrainConfig) -> int:
@@ -58,8 +59,12 @@ def sample_texts(cfg: TrainConfig, base: str, weights: str | None, instructions:
     stats: dict = {"sampler": cfg.sampler}
     if cfg.sampler == "vllm":
         from harness import vllm_sampler
+        engine = vllm_sampler.EngineSettings(gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+                                             max_model_len=cfg.vllm_max_model_len,
+                                             base=cfg.vllm_base if cfg.quant == "4bit" else "bf16")
         texts = vllm_sampler.sample_completions(base, weights, tokenizer, prompts, scfg, stats=stats,
-                                                tensor_parallel_size=cfg.tensor_parallel_size)
+                                                tensor_parallel_size=cfg.tensor_parallel_size,
+                                                engine=engine, in_child=True)
     else:
         from harness.models import load_model
         from harness.sampling import sample_completions
@@ -135,15 +140,17 @@ def train_stage(cfg: TrainConfig, base: str, weights: str | None, groups: list[d
     mcfg = model_config(cfg, base)
     tokenizer = load_tokenizer(mcfg)
     model = load_model(mcfg, adapter_path=weights, trainable=True)
-    max_len = getattr(getattr(model, "config", None), "max_position_embeddings", None)
-    dataset = build_ranking_dataset(groups, tokenizer, format_example, max_length=max_len)
+    max_len = cfg.max_length or getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    length_stats: dict = {}
+    dataset = build_ranking_dataset(groups, tokenizer, format_example, max_length=max_len, stats=length_stats)
     args = RankingConfig(
         output_dir=str(out / "trainer"), per_device_train_batch_size=per_device,
         gradient_accumulation_steps=accumulation, num_train_epochs=epochs,
         learning_rate=learning_rate, lr_scheduler_type="cosine", warmup_steps=0.05,
         alpha=cfg.alpha, margin=cfg.margin, length_normalize=cfg.length_normalize,
         split_gradients=cfg.split_gradients, forward_chunk_size=cfg.forward_chunk_size,
-        gradient_checkpointing=False,
+        logprob_chunk_tokens=cfg.logprob_chunk_tokens,
+        gradient_checkpointing=False,  # load_model has already set it up (cfg.gradient_checkpointing)
         logging_steps=max(1, len(dataset) // (cfg.groups_per_batch * 10)), save_strategy="no",
         report_to=[], seed=seed, data_seed=seed, use_cpu=not cuda,
         # DeepSpeed trains the bf16 weights load_model gives on a GPU; QLoRA computes in bf16.
@@ -165,7 +172,8 @@ def train_stage(cfg: TrainConfig, base: str, weights: str | None, groups: list[d
             "train_loss": result.training_loss, "steps": trainer.state.global_step,
             "processes": processes, "sequences": sequences, "tokens": tokens, "seconds": round(seconds, 3),
             "tokens_per_s": round(tokens / seconds, 2) if seconds > 0 else None, "device": device_name(),
-            "history": history, "final": final}
+            "history": history, "final": final, "max_length": max_len, "length_drops": length_stats,
+            "dropout_disabled": trainer.dropout_disabled}
     if trainer.accelerator.is_main_process:
         (out / "train_log.json").write_text(json.dumps(info, indent=2) + "\n")
     return info

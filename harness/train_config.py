@@ -19,6 +19,7 @@ MODES = ("iterative", "static")
 SCORES = ("paper", "functional", "equivalence")
 QUANTS = ("none", "4bit", "8bit")
 SAMPLERS = ("hf", "vllm")
+VLLM_BASES = ("bf16", "nf4")
 DISTRIBUTED = ("ddp", "deepspeed")
 # GPU types the DRY_RUN compute estimate has rates for (harness/compute.py)
 GPU_TYPES = ("h100", "a100", "l4", "cpu")
@@ -63,6 +64,11 @@ class TrainConfig:
     split_gradients: bool = _f(True, "two-pass ranking gradient: about one candidate's activations in memory "
                                      "(False: all k candidates in one graph; faster for tiny models)")
     forward_chunk_size: int = _f(1, "candidates per forward pass in the two-pass gradient")
+    logprob_chunk_tokens: int = _f(256, "positions per chunk of the ranking's float32 log-softmax over the "
+                                        "vocabulary (0 = all at once, from the model's logits)")
+    max_length: int = _f(0, "longest training sequence (prompt + response, tokens): longer candidates are "
+                            "dropped and counted in train_log.json (0 = the model's max_position_embeddings)")
+    gradient_checkpointing: bool = _f(False, "recompute activations in backward to save memory (slower)")
     groups_per_batch: int = _f(8, "instructions (each with its k candidates) per optimiser micro-batch")
     gradient_accumulation_steps: int = _f(1, "micro-batches per optimiser step")
     eval_bench: str = _f("synthetic", "held-out benchmark evaluated after every iteration ('' = none)")
@@ -76,6 +82,13 @@ class TrainConfig:
     sampler: str = _f("hf", "sampler of candidates and evaluation samples: hf (transformers generate) | vllm "
                             "(the [vllm] extra and a CUDA GPU; LoRA adapters served unmerged)")
     tensor_parallel_size: int = _f(1, "sampler=vllm: GPUs one vLLM engine spans (tensor parallelism)")
+    vllm_gpu_memory_utilization: float = _f(0.85, "sampler=vllm: fraction of GPU memory the engine may take; "
+                                                  "the stage waits for that much to be free, else stops")
+    vllm_max_model_len: int = _f(0, "sampler=vllm: longest sequence the engine holds (0 = the stage's "
+                                    "longest prompt + max_new_tokens)")
+    vllm_base: str = _f("bf16", "sampler=vllm with quant=4bit: the base the LoRA adapter is served on: bf16 "
+                                "(the stored weights, QLoRA's usual serving; slightly off-policy) | nf4 (vLLM's "
+                                "bitsandbytes 4-bit, the rounding training saw)")
     gpus: int = _f(1, "GPUs of the train stage: 1 trains in this process; N > 1 runs it under "
                       "`accelerate launch` with N processes (same optimiser batch, split across them)")
     distributed: str = _f("ddp", "gpus > 1: ddp (data parallel: full, LoRA or QLoRA) | deepspeed (ZeRO-3; "
@@ -103,6 +116,11 @@ class TrainConfig:
             ("max_new_tokens", self.max_new_tokens >= 1, ">= 1"),
             ("sampler", self.sampler in SAMPLERS, f"one of {SAMPLERS}"),
             ("tensor_parallel_size", self.tensor_parallel_size >= 1, ">= 1"),
+            ("vllm_gpu_memory_utilization", 0 < self.vllm_gpu_memory_utilization <= 1, "in (0, 1]"),
+            ("vllm_max_model_len", self.vllm_max_model_len >= 0, ">= 0 (0 = from the prompts)"),
+            ("vllm_base", self.vllm_base in VLLM_BASES, f"one of {VLLM_BASES}"),
+            ("logprob_chunk_tokens", self.logprob_chunk_tokens >= 0, ">= 0 (0 = unchunked)"),
+            ("max_length", self.max_length >= 0, ">= 0 (0 = the model's maximum)"),
             ("gpus", self.gpus >= 1, ">= 1"),
             ("distributed", self.distributed in DISTRIBUTED, f"one of {DISTRIBUTED}"),
             ("gpu_type", self.gpu_type in GPU_TYPES, f"one of {GPU_TYPES}"),
