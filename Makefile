@@ -50,6 +50,13 @@ RUNS ?=
 JOBS ?=
 ONLY ?=
 SCALE ?=
+SHARD ?=
+TEMPLATE ?=
+CONCURRENCY ?=
+RETRIES ?=
+API_CACHE ?=
+HOST ?=
+PORT ?=
 
 # $(call flag,--name,VALUE) renders "--name VALUE" only when VALUE is set.
 flag = $(if $(strip $(2)),$(1) $(2),)
@@ -59,6 +66,10 @@ EVAL_FLAGS = $(call flag,--bench,$(BENCH)) $(call flag,--samples,$(SAMPLES)) $(c
   $(call flag,--fail-under,$(FAIL_UNDER)) $(call flag,--workers,$(WORKERS)) $(call flag,--timeout,$(TIMEOUT)) \
   $(call flag,--limit,$(LIMIT)) $(if $(filter 1 yes true,$(ALLOW_MISSING)),--allow-missing,) \
   $(call flag,--temperature,$(TEMPERATURE)) $(call flag,--top-p,$(TOP_P)) $(call flag,--seed,$(SEED))
+
+# Sharding and API models (MODEL=openai:<name>); see README "Sharded evaluation" and "API models".
+EVAL_FLAGS += $(call flag,--shard,$(SHARD)) $(call flag,--template,$(TEMPLATE)) \
+  $(call flag,--concurrency,$(CONCURRENCY)) $(call flag,--retries,$(RETRIES)) $(call flag,--api-cache,$(API_CACHE))
 
 DATA_FLAGS = $(call flag,--data,$(DATA)) $(call flag,--filter,$(FILTER)) $(call flag,--run,$(RUN)) \
   $(call flag,--seed,$(SEED)) $(call flag,--limit,$(LIMIT)) $(call flag,--workers,$(WORKERS)) $(call flag,--score,$(SCORE))
@@ -117,6 +128,15 @@ ablation: ## the paper's grid {iterative,static} x {filter on,off} on the preset
 
 bench: ## speed and memory against the obvious baselines (ONLY=name,... SCALE=full|small) into results/RUN
 	$(ITERTL) bench $(BENCH_FLAGS)
+
+.PHONY: merge serve
+merge serve: $(INSTALLED)
+
+merge: ## join the shards of one SHARD=i/N evaluation (RUNS="a b ...") into one run folder (RUN= names it)
+	$(ITERTL) merge $(if $(strip $(RUNS)),$(RUNS),$(error set RUNS="<shard run> <shard run> ...")) $(call flag,--run,$(RUN))
+
+serve: ## serve MODEL= (run folder or HF model folder) as an OpenAI-compatible endpoint on HOST:PORT (127.0.0.1:8000)
+	$(ITERTL) serve $(call flag,--model,$(MODEL)) $(call flag,--host,$(HOST)) $(call flag,--port,$(PORT))
 
 test: ## run the default test suite (fast; no slow or GPU tests)
 	$(PYTHON) -m pytest -m "not slow and not gpu" $(PYTEST_ARGS)

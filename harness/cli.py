@@ -26,6 +26,8 @@ COMMANDS = {
     "compare": ("harness.report_cli", "main_compare", "put several runs side by side"),
     "ablation": ("harness.ablation", "main_ablation", "run the paper's {iterative,static} x {filter on,off} grid"),
     "bench": ("harness.bench.cli", "main_bench", "measure speed and memory against baselines"),
+    "merge": ("harness.merge_cli", "main_merge", "join the shards of a SHARD=i/N evaluation"),
+    "serve": ("harness.serve", "main_serve", "serve a model as an OpenAI-compatible endpoint"),
 }
 
 

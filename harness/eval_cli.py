@@ -18,12 +18,15 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 
+from harness.provenance import eval_provenance
 from harness.report import try_build_report
 from harness.runs import RunFolder, write_manifest
 from tasks.benchmarks import known_benchmarks, load_benchmark
 from tasks.evaluate import check_ids, evaluate
 from tasks.fetch import data_hash
 from tasks.reports import summary_table, write_outcome
+from tasks.shards import parse_shard, select_shard
+from tasks.verilog_eval import require_prompts
 from tasks.samples import (assign_completion_ids, check_sample_row, read_samples, reference_samples,
                            write_samples)
 from verilog_tools.errors import UserError
@@ -61,8 +64,17 @@ class EvalConfig:
     top_p: float = field(default=0.95, metadata={"help": "nucleus sampling mass for --model (TOP_P)"})
     max_new_tokens: int = field(default=1024, metadata={"help": "generation limit per sample for --model"})
     seed: int = field(default=0, metadata={"help": "sampling seed for --model (SEED)"})
+    shard: str | None = field(default=None, metadata={"help": "evaluate only shard i of N (0-based), e.g. 0/4; join with `make merge` (SHARD)"})
+    template: str = field(default="chat/v1", metadata={"help": "prompt template id for MODEL=openai:<name> (harness.api_sampler.TEMPLATES) (TEMPLATE)"})
+    concurrency: int = field(default=4, metadata={"help": "requests in flight at once for MODEL=openai:<name> (CONCURRENCY)"})
+    retries: int = field(default=5, metadata={"help": "retries with exponential backoff per request for MODEL=openai:<name> (RETRIES)"})
+    api_cache: str | None = field(default=None, metadata={"help": "completion cache (SQLite) for MODEL=openai:<name>; default $ITERTL_CACHE/api-completions.sqlite (API_CACHE)"})
 
     def __post_init__(self) -> None:
+        self.shard_spec = parse_shard(self.shard)
+        if self.concurrency < 1 or self.retries < 0:
+            raise ValueError(f"concurrency/retries: need concurrency >= 1 and retries >= 0, "
+                             f"got {self.concurrency}/{self.retries}")
         if self.problems and self.bench == EvalConfig.bench:
             self.bench = "file"
         if self.bench not in known_benchmarks():
@@ -99,7 +111,8 @@ class EvalConfig:
 def parse_args(argv: list[str]) -> EvalConfig:
     parser = argparse.ArgumentParser(prog="python -m harness eval", description=__doc__.split("\n")[0])
     types = {"fail_under": float, "workers": int, "timeout": float, "limit": int, "n": int,
-             "temperature": float, "top_p": float, "max_new_tokens": int, "seed": int}
+             "temperature": float, "top_p": float, "max_new_tokens": int, "seed": int,
+             "concurrency": int, "retries": int}
     for f in fields(EvalConfig):
         flag = "--" + f.name.replace("_", "-")
         if f.type in ("bool", bool):
@@ -118,7 +131,10 @@ def main_eval(argv: list[str], *, generate_samples: GenerateSamples | None = Non
     config = parse_args(argv)
     all_problems = load_benchmark(config.bench, problems_file=config.problems)
     problems = all_problems if config.limit is None else all_problems[:config.limit]
+    whole_hash, problems = data_hash(problems), select_shard(problems, config.shard_spec)
     samples, info = _samples_before_run(config, all_problems, problems)
+    if samples is None:
+        require_prompts(problems)  # only a model needs descriptions to be prompted with
     generate = generate_samples or _generator
     if samples is None and generate is None:
         from harness.model_eval import generate_for_eval, resolve_model
@@ -139,6 +155,7 @@ def main_eval(argv: list[str], *, generate_samples: GenerateSamples | None = Non
         outcome.metrics.update(info, limit=config.limit, smoke=config.limit is not None,
                                model=config.model, samples_file=config.samples,
                                allow_missing=config.allow_missing)
+        outcome.metrics.update(eval_provenance(config, problems, outcome.results, whole_hash))
         run.mark_done("eval", write_outcome(outcome, run.path))
     except BaseException:
         run.abandon()
@@ -157,7 +174,7 @@ def _samples_before_run(config: EvalConfig, all_problems: list, problems: list):
     if config.samples is not None:
         samples = read_samples(config.samples)
         check_ids(all_problems, samples, allow_missing=True)  # unknown ids, even beyond --limit
-        if config.limit is not None:
+        if config.limit is not None or config.shard_spec is not None:
             keep = {p.task_id for p in problems}
             dropped = sum(1 for s in samples if s["task_id"] not in keep)
             samples = [s for s in samples if s["task_id"] in keep]

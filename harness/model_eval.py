@@ -2,7 +2,8 @@
 
 MODEL may be a Hugging Face id (must be in the local cache: nothing is downloaded at run time), a local
 model folder, a LoRA adapter folder (its base is read from adapter_config.json), or a training run
-folder, optionally with ``:N`` for iteration N (default: the latest iteration whose training finished).
+folder, optionally with ``:N`` for iteration N (default: the latest iteration whose training finished),
+or ``openai:<name>``: a model behind an OpenAI-compatible endpoint (`harness.api_sampler`).
 """
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ def _run_model(run: Path, iteration: int | None) -> ResolvedModel:
 
 def resolve_model(spec: str) -> ResolvedModel:
     """Where the weights of ``spec`` are; a one-line UserError when they cannot be found offline."""
+    if spec.startswith("openai:"):
+        return _api_model(spec)
     head, sep, it = spec.rpartition(":")
     path, it = (Path(head), it) if sep and Path(head).is_dir() else (Path(spec), "")
     if (path / "manifest.json").is_file() and (path / "state.json").is_file():
@@ -56,8 +59,24 @@ def resolve_model(spec: str) -> ResolvedModel:
     return ResolvedModel(base=spec, weights=None, label=spec)
 
 
+def _api_model(spec: str) -> ResolvedModel:
+    from harness.api_sampler import endpoint_from_env
+    if not spec[len("openai:"):].strip():
+        raise UserError("MODEL=openai:<name> needs a model name after 'openai:'")
+    try:
+        import openai  # noqa: F401
+    except ImportError:
+        raise UserError("MODEL=openai:<name> needs the openai client: pip install -e '.[api]'") from None
+    endpoint_from_env()
+    return ResolvedModel(base=spec, weights=None, label=spec)
+
+
 def generate_for_eval(problems: list, config) -> tuple[list[dict], dict]:
     """The eval CLI's generator hook: ``config.n`` samples per problem from ``config.model``."""
+    if config.model.startswith("openai:"):
+        from harness.api_sampler import sample_api
+        from tasks.fetch import cache_root
+        return sample_api(problems, config, cache_path=config.api_cache or cache_root() / "api-completions.sqlite")
     from harness.models import ModelConfig
     from harness.sampling import SamplingConfig, generate_samples_for_problems
 
@@ -66,6 +85,21 @@ def generate_for_eval(problems: list, config) -> tuple[list[dict], dict]:
     scfg = SamplingConfig(num_samples=config.n, temperature=config.temperature, top_p=config.top_p,
                           max_new_tokens=config.max_new_tokens, seed=config.seed, batch_size=32)
     samples = generate_samples_for_problems(problems, mcfg, scfg, adapter_path=model.weights)
+    _record_prompts(samples, problems, mcfg)
     info = {"temperature": config.temperature, "top_p": config.top_p, "n": config.n,
             "model_resolved": {"base": model.base, "weights": model.weights, "label": model.label}}
     return samples, info
+
+
+def _record_prompts(samples: list[dict], problems: list, mcfg) -> None:
+    """Give each row the id of the prompt layout and the sha256 of the exact text the model was given."""
+    from harness.api_sampler import prompt_sha256
+    from harness.models import load_tokenizer
+    from harness.prompting import format_prompt, has_chat_template
+
+    tokenizer = load_tokenizer(mcfg)
+    template = "hf-chat-template/v1" if has_chat_template(tokenizer) else "hf-plain/v1"
+    from tasks.prompts import build_prompt
+    hashes = {p.task_id: prompt_sha256(format_prompt(tokenizer, build_prompt(p))) for p in problems}  # as sampling.py does
+    for row in samples:
+        row.update(prompt_template=template, prompt_sha256=hashes[row["task_id"]])

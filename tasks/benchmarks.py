@@ -1,6 +1,6 @@
 """The benchmark registry: a benchmark id -> a list of `Problem`s.
 
-Built-in ids: the four VerilogEval sets, ``synthetic`` (the held-out split of the offline synthetic
+Built-in ids: the four VerilogEval sets, ``rtllm-v2`` (RTLLM v2.0, `tasks.rtllm`), ``synthetic`` (the held-out split of the offline synthetic
 tasks) and ``file`` (a user's problems file in VerilogEval v1's JSONL format, ``PROBLEMS=path``).
 Other code may add ids with `register_benchmark`.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from tasks import fetch, verilog_eval
+from tasks import fetch, rtllm, verilog_eval
 from tasks.problem import Problem
 from verilog_tools.errors import UserError
 
@@ -28,6 +28,7 @@ _REGISTRY: dict[str, Loader] = {
     "verilog-eval-v2-spec-to-rtl": lambda: verilog_eval.load_v2(fetch.dataset_dir("v2"), "spec-to-rtl"),
     "verilog-eval-v2-code-complete": lambda: verilog_eval.load_v2(fetch.dataset_dir("v2"), "code-complete"),
     "synthetic": _synthetic,
+    "rtllm-v2": lambda: rtllm.load_rtllm_v2(fetch.dataset_dir("rtllm-v2")),
 }
 
 

@@ -1,4 +1,7 @@
-"""Where the VerilogEval data comes from: a local copy, the cache, or a pinned, hash-checked download.
+"""Where the VerilogEval and RTLLM data come from: a local copy, the cache, or a pinned, hash-checked download.
+
+RTLLM v2.0 (``rtllm-v2``: github.com/hkust-zhiyao/RTLLM, ``$RTLLM_V2_DIR``) follows the same three steps;
+its pinned hash is one tree digest over the 157 files `tasks.rtllm` reads.
 
 `dataset_dir(name)` resolves, in order:
 
@@ -27,10 +30,10 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks import verilog_eval
+from tasks import rtllm, verilog_eval
 from verilog_tools.errors import UserError
 
-TARBALL_URL = "https://codeload.github.com/NVlabs/verilog-eval/tar.gz/{commit}"
+TARBALL_URL = "https://codeload.github.com/{repo}/tar.gz/{commit}"
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,7 @@ class Dataset:
     env_var: str
     commit: str
     folders: tuple[str, ...]   # top-level folders extracted from the tarball
+    repo: str = "NVlabs/verilog-eval"
 
 
 DATASETS = {
@@ -48,7 +52,11 @@ DATASETS = {
                   ("data", "descriptions")),
     "v2": Dataset("v2", "VERILOG_EVAL_V2_DIR", "c498220d0a52248f8e3fdffe279075215bde2da6",
                   tuple(verilog_eval.V2_FOLDERS.values())),
+    # RTLLM v2.0: hashed as one tree digest over every file tasks.rtllm reads (157 files).
+    "rtllm-v2": Dataset("rtllm-v2", "RTLLM_V2_DIR", rtllm.COMMIT,
+                        ("Arithmetic", "Control", "Memory", "Miscellaneous"), repo="hkust-zhiyao/RTLLM"),
 }
+RTLLM_V2_TREE_SHA256 = "fe0b73d188aef7116f46354af8c3574e6e26ae99beec0e25449e1e8355c51a0b"
 
 V1_SHA256 = {
     "data/VerilogEval_Human.jsonl": "107f72c41e88478975887bdd3229b394ace139a84ba430f019220a5ee303b862",
@@ -97,6 +105,9 @@ def hash_mismatches(name: str, root: Path) -> list[str]:
             elif file_sha256(path) != want:
                 problems.append(f"{rel} differs")
         return problems
+    if name == "rtllm-v2":
+        files = rtllm.upstream_files(root)
+        return [] if files and tree_sha256(root, files) == RTLLM_V2_TREE_SHA256 else ["design folders differ"]
     for kind, want in V2_TREE_SHA256.items():
         folder = root / verilog_eval.V2_FOLDERS[kind]
         if not folder.is_dir():
@@ -120,10 +131,10 @@ def dataset_dir(name: str) -> Path:
         root = Path(local)
         if not root.is_dir():
             raise UserError(f"{ds.env_var}={local} is not a directory; point it at a copy of "
-                            f"NVlabs/verilog-eval at commit {ds.commit}")
+                            f"{ds.repo} at commit {ds.commit}")
         _warn_on_mismatch(name, root)
         return root
-    cached = cache_root() / f"verilog-eval-{name}-{ds.commit[:12]}"
+    cached = cache_root() / (f"{name}-{ds.commit[:12]}" if name == "rtllm-v2" else f"verilog-eval-{name}-{ds.commit[:12]}")
     if cached.is_dir():
         return cached
     return fetch(ds, cached)
@@ -136,7 +147,7 @@ def _warn_on_mismatch(name: str, root: Path) -> None:
     _verified.add(key)
     bad = hash_mismatches(name, root)
     if bad:
-        warnings.warn(f"{root} does not match VerilogEval {name} at the pinned commit "
+        warnings.warn(f"{root} does not match {DATASETS[name].repo} ({name}) at the pinned commit "
                       f"({'; '.join(bad[:3])}); results may not be comparable", stacklevel=3)
 
 
@@ -149,19 +160,19 @@ def download(url: str, dest: Path) -> None:
 def fetch(ds: Dataset, target: Path) -> Path:
     """Download ``ds``, extract its folders, check the hashes, and move it to ``target`` atomically."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    url = TARBALL_URL.format(commit=ds.commit)
+    url = TARBALL_URL.format(repo=ds.repo, commit=ds.commit)
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}.tmp-") as tmp:
         tarball = Path(tmp) / "src.tar.gz"
         try:
             download(url, tarball)
         except OSError as exc:  # URLError, timeouts and refused connections are all OSErrors
-            raise UserError(f"cannot download VerilogEval {ds.name} ({exc}); set {ds.env_var} to a "
-                            f"local copy of NVlabs/verilog-eval at commit {ds.commit}") from None
+            raise UserError(f"cannot download {ds.repo} ({ds.name}: {exc}); set {ds.env_var} to a "
+                            f"local copy of {ds.repo} at commit {ds.commit}") from None
         staged = Path(tmp) / "tree"
         _extract(tarball, staged, ds.folders)
         bad = hash_mismatches(ds.name, staged)
         if bad:
-            raise UserError(f"download of VerilogEval {ds.name} failed its hash check "
+            raise UserError(f"download of {ds.repo} ({ds.name}) failed its hash check "
                             f"({'; '.join(bad[:3])}); set {ds.env_var} to a verified local copy")
         try:
             os.rename(staged, target)
@@ -186,6 +197,7 @@ def _extract(tarball: Path, dest: Path, folders: tuple[str, ...]) -> None:
     except (tarfile.TarError, EOFError) as exc:
         raise UserError(f"downloaded VerilogEval archive is unreadable ({exc}); retry or set a local copy "
                         f"via VERILOG_EVAL_V1_DIR / VERILOG_EVAL_V2_DIR") from None
+
 
 
 def _extract_members(tar: tarfile.TarFile, dest: Path, members: list[tarfile.TarInfo]) -> None:

@@ -26,6 +26,8 @@ class Problem:
     completion_mode: str = "body"
     prompt: str = ""          # the text a model is shown (description + header), see tasks.prompts
     meta: dict = field(default_factory=dict, compare=False, hash=False)
+    # Files the (trusted) testbench reads at run time, staged read-only beside the simulation (RTLLM).
+    data_files: dict | None = field(default=None, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if self.completion_mode not in ("body", "module"):

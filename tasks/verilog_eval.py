@@ -19,13 +19,14 @@ from pathlib import Path
 
 from tasks.problem import Problem
 from tasks.prompts import build_prompt
-from tasks.samples import iter_jsonl
+from tasks.jsonl import iter_jsonl
 from verilog_tools.errors import UserError
 from verilog_tools.text import find_module_header
 
 V1_SETS = {"human": "Human", "machine": "Machine"}
 V2_FOLDERS = {"spec-to-rtl": "dataset_spec-to-rtl", "code-complete": "dataset_code-complete-iccad2023"}
-V1_FIELDS = ("task_id", "prompt", "canonical_solution", "test")
+V1_FIELDS = ("task_id", "prompt", "test")   # required; canonical_solution and description optional
+V1_OPTIONAL = ("canonical_solution", "description", "detail_description")
 _V2_NAME = re.compile(r"^(Prob\d{3}_\w+?)_prompt\.txt$")
 
 
@@ -71,16 +72,29 @@ def load_v1_jsonl(problems_path: Path, descriptions_path: Path | None = None, *,
         if task_id in seen:
             raise UserError(f"{where}: duplicate task_id {task_id!r}")
         seen.add(task_id)
+        for name in V1_OPTIONAL:
+            if row.get(name) is not None and not isinstance(row[name], str):
+                raise UserError(f"{where}: field {name!r} must be a string when present")
         description = row.get("description") or row.get("detail_description") or descriptions.get(task_id)
-        if not isinstance(description, str):
-            source = descriptions_path or "the row (field 'description')"
-            raise UserError(f"{where}: no description for task {task_id!r} in {source}")
-        problem = Problem(task_id=task_id, benchmark=benchmark, description=description,
-                          header=row["prompt"], reference=row["prompt"] + row["canonical_solution"],
+        if description is None and descriptions_path is not None:
+            raise UserError(f"{where}: no description for task {task_id!r} in {descriptions_path}")
+        problem = Problem(task_id=task_id, benchmark=benchmark, description=description or "",
+                          header=row["prompt"], reference=row["prompt"] + (row.get("canonical_solution") or ""),
                           testbench=row["test"], top="tb", dut_module="top_module",
                           completion_mode="body")
-        problems.append(replace(problem, prompt=build_prompt(problem)))
+        # Without a description there is nothing to prompt a model with; scoring samples needs none
+        # (VerilogEval v1's own example files have none), so the check waits for `require_prompts`.
+        problems.append(replace(problem, prompt=build_prompt(problem)) if description else problem)
     return problems
+
+
+def require_prompts(problems: list[Problem]) -> None:
+    """A one-line UserError when a problem has no prompt, i.e. a model cannot be asked to solve it."""
+    missing = [p.task_id for p in problems if not (p.prompt or p.description)]
+    if missing:
+        raise UserError(f"no description for task {missing[0]!r} ({len(missing)} task(s) without one): "
+                        f"prompting a model needs a 'description' field in each problems row; "
+                        f"scoring SAMPLES= or MODEL=reference needs none")
 
 
 def v2_task_names(folder: Path, with_ifc: bool) -> list[str]:

@@ -34,6 +34,11 @@ def rtlcoder_dir() -> Path:
     return _data_dir("RTLCODER_SMALL_DIR")
 
 
+@pytest.fixture(scope="session")
+def rtllm_dir() -> Path:
+    return _data_dir("RTLLM_V2_DIR")
+
+
 @pytest.fixture(scope="module")
 def torch_one_thread():
     """One torch thread: the test machines are shared, and one is also faster for models this small."""
