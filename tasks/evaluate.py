@@ -6,9 +6,12 @@ problem, so a design that ends the simulation early cannot pass. If the referenc
 (for example the two problems Icarus 11 cannot simulate), that is recorded under
 ``reference_failures`` and its samples are simulated without the expectation.
 
-Identical designs of one task (same `normalize_code` text) are simulated once and the verdict is
-shared; a design identical to a passing reference reuses the reference's own simulation (which makes
-the ``MODEL=reference`` self-check cost one simulation per problem). Simulations run in a thread pool (each is a subprocess, so threads are enough).
+Every completion goes through the verifier before any tool sees it (`verilog_tools.checker`, in bounded
+worker processes): the code is extracted, made canonical and checked by the policy. Identical designs of
+one task (the same canonical bytes: `verilog_tools.canonical.design_key`) are simulated once and the
+verdict is shared; a design identical to a passing reference reuses the reference's own simulation
+(which makes the ``MODEL=reference`` self-check cost one simulation per problem). Simulations run in a
+thread pool (each is a subprocess, so threads are enough).
 """
 from __future__ import annotations
 
@@ -23,8 +26,10 @@ from tasks.passk import mean_pass_at_k
 from tasks.problem import Problem
 from verilog_tools import status as st
 from verilog_tools.errors import UserError
-from verilog_tools.icarus import simulate
-from verilog_tools.text import extract_code, normalize_code
+from verilog_tools.checker import Checked, check_completion, check_design, context_for
+from verilog_tools.container import check_containment
+from verilog_tools.icarus import as_sim_limits, simulate
+from verilog_tools.text import extract_code
 from verilog_tools.tools import check_simulator
 
 
@@ -68,21 +73,26 @@ def evaluate(problems: list[Problem], samples: list[dict], *, workers: int | Non
     workers = max(1, workers or os.cpu_count() or 1)
     missing = check_ids(problems, samples, allow_missing)
     simulator = check_simulator()
+    containment = check_containment()
     by_id = {p.task_id: p for p in problems}
     skipped = set(missing)
     scored = [p for p in problems if p.task_id not in skipped]
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        refs = dict(zip([p.task_id for p in scored],
-                        _run_all(pool, [(p, p.reference, None) for p in scored], limits, "references", progress)))
+        contexts = {p.task_id: context_for(p.testbench, getattr(p, "external_modules", ())) for p in problems}
+        timeout = as_sim_limits(limits).compile_wall_seconds
+        ref_checks = dict(zip([p.task_id for p in scored], pool.map(
+            lambda p: check_design(p.reference, contexts[p.task_id], timeout=timeout), scored)))
+        refs = dict(zip(ref_checks, _run_all(pool, [(p, ref_checks[p.task_id], None) for p in scored],
+                                             limits, "references", progress)))
         # A reference whose run reaches the testbench's own TIMEOUT with a clean verdict still defines
         # the expected sample count; samples then pass by matching it (see verilog_tools.icarus).
         expected = {tid: r.checks if r.status == st.PASS or r.clean_tb_timeout else None
                     for tid, r in refs.items()}
         # A sample identical to a passing reference would rerun the very same simulation.
-        known = {(tid, normalize_code(by_id[tid].reference)): r for tid, r in refs.items()
-                 if r.status == st.PASS}
-        designs, jobs, keys = _plan(samples, by_id, expected, set(known))
+        known = {(tid, ref_checks[tid].key): r for tid, r in refs.items() if r.status == st.PASS}
+        checks = _check_all(pool, samples, by_id, contexts, timeout, progress)
+        designs, jobs, keys = _plan(samples, checks, by_id, expected, set(known))
         fresh = dict(zip(keys, _run_all(pool, jobs, limits, "samples", progress)))
     wall = time.monotonic() - started
     verdicts = {**known, **fresh}
@@ -93,6 +103,7 @@ def evaluate(problems: list[Problem], samples: list[dict], *, workers: int | Non
         "benchmark": ",".join(sorted({p.benchmark for p in problems})),
         "data_hash": data_hash(problems),
         "simulator": simulator,
+        "containment": containment,
         "problems": len(problems),
         "samples": len(samples),
         "simulations": len(fresh) + len(refs),
@@ -109,30 +120,47 @@ def evaluate(problems: list[Problem], samples: list[dict], *, workers: int | Non
     return EvalOutcome(results=results, per_problem=per_problem, metrics=metrics)
 
 
-def _plan(samples, by_id, expected, known: set):
-    """Map each sample to a (task, normalised design) key; one simulation job per key not ``known``."""
+def _check_all(pool, samples, by_id, contexts, timeout: float, progress: bool) -> list[Checked]:
+    """The verifier's check of every sample's completion (extraction, canonical text, policy)."""
+    def check(sample):
+        problem = by_id[sample["task_id"]]
+        return check_completion(sample["completion"], header=problem.header, mode=problem.completion_mode,
+                                module_name=problem.dut_module, context=contexts[problem.task_id],
+                                timeout=timeout)
+    results = pool.map(check, samples)
+    if progress and samples:
+        from tqdm import tqdm
+        results = tqdm(results, total=len(samples), desc="checking samples", unit="sample", leave=False)
+    return list(results)
+
+
+def _plan(samples, checks, by_id, expected, known: set):
+    """Map each sample to its verdict key; one simulation job per key neither ``known`` nor seen.
+
+    Keys: (task, canonical design key) for designs to simulate; None for no code; the Checked itself
+    for a design the verifier refused (its verdict needs no tool)."""
     designs, jobs, keys, seen = [], [], [], set(known)
-    for s in samples:
+    for s, checked in zip(samples, checks):
         problem = by_id[s["task_id"]]
-        design = design_for(problem, s["completion"])
-        if design is None:
-            designs.append((None, False))
+        if checked.no_code or checked.rejected:
+            designs.append((None if checked.no_code else checked, False))
             continue
-        key = (problem.task_id, normalize_code(design))
+        key = (problem.task_id, checked.key)
         designs.append((key, key in seen))
         if key not in seen:
             seen.add(key)
             keys.append(key)
-            jobs.append((problem, design, expected.get(problem.task_id)))
+            jobs.append((problem, checked, expected.get(problem.task_id)))
     return designs, jobs, keys
 
 
 def _run_all(pool, jobs, limits, what: str, progress: bool) -> list:
-    """Simulate ``(problem, design, expected_samples)`` jobs in ``pool``; results in job order."""
+    """Simulate ``(problem, checked design, expected_samples)`` jobs in ``pool``; results in job order."""
     def run(job):
-        problem, design, expected_samples = job
-        return simulate(design, problem.testbench, top=problem.top, dut_module=problem.dut_module,
-                        limits=limits, expected_samples=expected_samples)
+        problem, checked, expected_samples = job
+        return simulate(checked.text or "", problem.testbench, top=problem.top, dut_module=problem.dut_module,
+                        limits=limits, expected_samples=expected_samples, checked=checked,
+                        data_files=getattr(problem, "data_files", None))
 
     futures = [pool.submit(run, job) for job in jobs]
     try:
@@ -155,11 +183,15 @@ def _result_row(sample: dict, key, verdicts: dict, duplicate: bool) -> dict:
         row.update(status=st.NO_CODE, passed=False, mismatches=None, checks=None, seconds=0.0,
                    log_tail="no Verilog code found in the completion")
         return row
+    if isinstance(key, Checked):
+        row.update(status=st.REJECTED, passed=False, mismatches=None, checks=None, seconds=0.0,
+                   log_tail=key.reason()[-2000:])
+        return row
     v = verdicts[key]
     row.update(status=v.status, passed=v.status == st.PASS, mismatches=v.mismatches, checks=v.checks,
                seconds=round(v.seconds, 4), log_tail=v.log_tail)
     if duplicate:
-        row["deduplicated"] = True  # same normalised design as the reference or an earlier sample
+        row["deduplicated"] = True  # same canonical design as the reference or an earlier sample
     return row
 
 

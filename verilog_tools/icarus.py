@@ -1,15 +1,19 @@
 """Icarus Verilog: syntax checks and simulation against a trusted testbench, with verdict categories.
 
+Every design goes through the verifier first (`verilog_tools.checker`: canonical text, then the policy
+over slang's syntax tree), and every tool process runs in a container (`verilog_tools.runner`).
+
 Unforgeable verdict: before compiling, the testbench's own `$display("Mismatches: %1d in %1d samples",
 ...)` format literal (and a `"TIMEOUT"` literal, if any) is prefixed with a fresh random nonce, and only
 output lines starting with that nonce are read. The design cannot print the nonce: it is new per run,
-lives only in tb.sv, and the policy (`policy.py`) stops the design from reading files or reaching into
-the testbench. If the testbench prints several verdict lines the LAST one counts (the end-of-run
+lives only in tb.sv (which the simulation step cannot even see: it runs the compiled image alone), and
+the policy (`policy.py`) stops the design from printing, reading files or reaching into the testbench. If the testbench prints several verdict lines the LAST one counts (the end-of-run
 summary comes last). A verdict covering zero samples, or not `expected_samples`, is not a pass: the
 design may have ended the simulation early.
 """
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import time
@@ -18,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from verilog_tools import status as st
-from verilog_tools.policy import check_policy, testbench_names
-from verilog_tools.runner import GiB, MiB, Limits, RunResult, run_sandboxed, sample_dir
-from verilog_tools.text import normalize_code, rewrite_strings, tokenize
+from verilog_tools.checker import Checked, check_design, context_for
+from verilog_tools.runner import GiB, MiB, Limits, RunResult, _remove_tree, run_sandboxed, sample_dir
+from verilog_tools.text import rewrite_strings
 from verilog_tools.tools import find_tool
 
 IVERILOG_FLAGS = ["-Wall", "-Winfloop", "-Wno-timescale", "-g2012"]
@@ -121,48 +125,46 @@ def _compiled_ok(result: RunResult) -> bool:
     return result.ok and not _ERROR_LINE.search(result.stderr + result.stdout)
 
 
-def check_syntax(code: str, limits: SimLimits | Limits | None = None) -> SyntaxResult:
-    """Parse and elaborate `code` alone (`iverilog -t null`, every root module): does it compile?"""
-    if any(t.kind == "dir" and t.text == "`include" for t in tokenize(code)):
-        return SyntaxResult(False, st.REJECTED, "`include is not allowed: a design must be self-contained", 0.0)
+def _refused_deferred(checked: Checked) -> str:
+    return ("design rejected by policy: the compiler accepts what the policy's parser could not read or "
+            "resolve inside the design:\n" + "\n".join(checked.deferred))
+
+
+def check_syntax(code: str, limits: SimLimits | Limits | None = None, *, checked: Checked | None = None) -> SyntaxResult:
+    """Does `code` compile alone (`iverilog -t null`, every root module)? Through the same verifier as a
+    simulation: canonical text and policy first (status `rejected`), then the compiler in a container."""
+    checked = checked or check_design(code, timeout=as_sim_limits(limits).compile_wall_seconds)
+    if checked.rejected:
+        return SyntaxResult(False, st.REJECTED, _tail(checked.reason()), 0.0)
     with sample_dir() as d:
-        _write_source(d / "design.sv", code)
+        _write_source(d / "design.sv", checked.text)
         r = run_sandboxed([find_tool("iverilog"), *IVERILOG_FLAGS, "-t", "null", "design.sv"], d,
                           as_sim_limits(limits).compile_limits())
     log = _tail(r.stderr + r.stdout)
-    if _compiled_ok(r):
-        return SyntaxResult(True, st.PASS, log, r.cpu_seconds)
-    return SyntaxResult(False, classify_compile_failure(r), log, r.cpu_seconds)
+    if not _compiled_ok(r):
+        return SyntaxResult(False, classify_compile_failure(r), log, r.cpu_seconds)
+    if checked.deferred:
+        return SyntaxResult(False, st.REJECTED, _tail(_refused_deferred(checked)), r.cpu_seconds)
+    return SyntaxResult(True, st.PASS, log, r.cpu_seconds)
 
 
 def check_syntax_many(codes: list[str], workers: int = 1,
                       limits: SimLimits | Limits | None = None) -> list[SyntaxResult]:
-    """`check_syntax` for each code, `workers` at a time; texts equal after `normalize_code` run once."""
-    keys = [normalize_code(c) for c in codes]
-    first = {}
-    for key, code in zip(keys, codes):
-        first.setdefault(key, code)
+    """`check_syntax` for each code, `workers` at a time; identical canonical texts are compiled once."""
     with ThreadPoolExecutor(max(1, workers)) as pool:
-        results = dict(zip(first, pool.map(lambda c: check_syntax(c, limits), first.values())))
-    return [results[k] for k in keys]
+        timeout = as_sim_limits(limits).compile_wall_seconds
+        checks = list(pool.map(lambda code: check_design(code, timeout=timeout), codes))
+        first = {}
+        for checked in checks:
+            first.setdefault(checked.key or id(checked), checked)
+        results = dict(zip(first, pool.map(lambda c: check_syntax(c.text or "", limits, checked=c),
+                                           first.values())))
+    return [results[c.key or id(c)] for c in checks]
 
 
 def _write_source(path: Path, code: str) -> None:
-    """Write Verilog text; characters UTF-8 cannot encode (lone surrogates from JSON escapes or
-    surrogateescape-decoded bytes) become '?', so odd bytes give a syntax verdict, never a crash."""
-    path.write_bytes(code.encode("utf-8", errors="replace"))
-
-
-def _expanded_violations(d: Path, iverilog: str, limits: SimLimits, forbidden) -> list[str]:
-    """Policy violations of the design after its own macros are expanded (`iverilog -E`): a macro can
-    spell a testbench name (`define G good1 ... `G.y) that the token scan of the source cannot see."""
-    pre = run_sandboxed([iverilog, "-E", "-o", "design.pre.sv", "design.sv"], d, limits.compile_limits())
-    out = d / "design.pre.sv"
-    if not pre.ok or not out.is_file():
-        return []   # the compile step reports the preprocessor's error with its own verdict
-    expanded = out.read_bytes().decode("utf-8", errors="replace")
-    out.unlink()
-    return check_policy(expanded, forbidden_names=forbidden)
+    """Write the canonical text (valid Unicode by construction) as UTF-8 bytes."""
+    path.write_bytes(code.encode("utf-8"))
 
 
 def mark_verdict(testbench: str, nonce: str) -> str | None:
@@ -222,36 +224,68 @@ def _judge_run(run: RunResult, nonce: str, expected_samples: int | None) -> tupl
 
 
 def simulate(design: str, testbench: str, *, top: str = "tb", dut_module: str = "top_module",
-             limits: SimLimits | Limits | None = None, expected_samples: int | None = None) -> SimResult:
-    """Run untrusted `design` against trusted `testbench` (policy check, compile, simulate) and judge it."""
+             limits: SimLimits | Limits | None = None, expected_samples: int | None = None,
+             checked: Checked | None = None, data_files: dict[str, bytes] | None = None,
+             external_modules=()) -> SimResult:
+    """Run untrusted `design` against trusted `testbench` and judge it: policy, compile, simulate.
+
+    `checked`: the design already checked (`verilog_tools.checker`) against this testbench's context.
+    `data_files`: files the testbench reads at run time ({name: bytes}), staged read-only beside the
+    compiled image. `external_modules`: testbench modules the design may instantiate.
+    Compilation and simulation run in two containers: the compiler sees tb.sv and design.sv; the
+    simulator sees only the compiled image (and the data files), never the testbench source.
+    """
     started = time.monotonic()
-    violations = check_policy(design, forbidden_names=testbench_names(testbench, dut_module))
-    if violations:
-        return _result(st.REJECTED, started, 0.0, "design rejected by policy:\n" + "\n".join(violations))
+    if checked is None:
+        checked = check_design(design, context_for(testbench, external_modules),
+                               timeout=as_sim_limits(limits).compile_wall_seconds)
+    if checked.rejected:
+        return _result(st.REJECTED, started, 0.0, checked.reason())
     nonce = secrets.token_hex(16)
     marked = mark_verdict(testbench, nonce)
     if marked is None:
         return _result(st.INFRA_ERROR, started, 0.0, 'testbench has no verdict line ($display("Mismatches: ...))')
     limits = as_sim_limits(limits)
-    iverilog, vvp = find_tool("iverilog"), find_tool("vvp")
     with sample_dir() as d:
-        _write_source(d / "tb.sv", marked)
-        _write_source(d / "design.sv", design)
-        if "`define" in design:
-            violations = _expanded_violations(d, iverilog, limits, testbench_names(testbench, dut_module))
-            if violations:
-                return _result(st.REJECTED, started, 0.0, "design rejected by policy (after macro expansion):\n"
-                               + "\n".join(violations))
-        comp = run_sandboxed([iverilog, *IVERILOG_FLAGS, "-s", top, "-o", "sim.vvp", "tb.sv", "design.sv"],
-                             d, limits.compile_limits())
-        if not _compiled_ok(comp) or not (d / "sim.vvp").is_file():
+        comp, image = _compile(d, marked, checked.text, top, limits)
+        if image is None:
             log = comp.stderr + comp.stdout
             if comp.output_exceeded and not comp.timed_out:
                 return _result(st.COMPILE_ERROR, started, comp.cpu_seconds, log + "\n[compiler output exceeded the cap]")
             return _result(classify_compile_failure(comp), started, comp.cpu_seconds, log)
-        run = run_sandboxed([vvp, "-n", "sim.vvp"], d, limits.sim_limits())
+        if checked.deferred:
+            return _result(st.REJECTED, started, comp.cpu_seconds, _refused_deferred(checked))
+        run = _run_image(d, image, data_files or {}, limits)
     status, reason, mismatches, checks = _judge_run(run, nonce, expected_samples)
     log = (run.stderr + "\n" + run.stdout).replace(nonce + " ", "[tb] ")
     if reason:
         log = f"{log.rstrip()}\n[{status}] {reason}"
     return _result(status, started, comp.cpu_seconds + run.cpu_seconds, log, mismatches, checks)
+
+
+def _compile(d: Path, testbench: str, design: str, top: str, limits: SimLimits) -> tuple[RunResult, Path | None]:
+    """Compile in d/compile (removed afterwards); the image moves to d/sim/sim.vvp (None on failure)."""
+    work, sim = d / "compile", d / "sim"
+    work.mkdir()
+    sim.mkdir()
+    _write_source(work / "tb.sv", testbench)
+    _write_source(work / "design.sv", design)
+    comp = run_sandboxed([find_tool("iverilog"), *IVERILOG_FLAGS, "-s", top, "-o", "sim.vvp", "tb.sv", "design.sv"],
+                         work, limits.compile_limits())
+    image = work / "sim.vvp"
+    ok = _compiled_ok(comp) and image.is_file() and not image.is_symlink()
+    if ok:
+        os.replace(image, sim / "sim.vvp")
+    _remove_tree(work)
+    return comp, (sim / "sim.vvp" if ok else None)
+
+
+def _run_image(d: Path, image: Path, data_files: dict[str, bytes], limits: SimLimits) -> RunResult:
+    """Simulate the compiled image in d/sim: it and the staged data files are all the simulator sees."""
+    for name, data in data_files.items():
+        if "/" in name or name in ("", ".", "..", image.name) or name.startswith("."):
+            raise ValueError(f"data file name {name!r} must be a plain file name")
+        (image.parent / name).write_bytes(data)
+        os.chmod(image.parent / name, 0o444)
+    os.chmod(image, 0o444)
+    return run_sandboxed([find_tool("vvp"), "-n", image.name], image.parent, limits.sim_limits())

@@ -1,153 +1,373 @@
-"""Static policy for a DESIGN (model-written Verilog) before it is compiled with a trusted testbench.
+"""The design policy: an allowlist of synthesizable RTL over a real parser's syntax tree.
 
-The sandbox (`runner.py`) limits resources but is not a container; this check keeps a design from
-touching files, the environment, the simulation's control or the testbench's state, which is how a
-design could forge or spoil its own verdict. It scans tokens after comments are removed and strings
-blanked, so words inside comments and strings never trigger it, and reads escaped identifiers by
-their name (`\\tb ` is `tb`).
+A DESIGN (model-written Verilog) is compiled with a trusted testbench that shares its nets, its
+simulator and its output. The policy keeps a design from cheating inside that simulation: it may only
+compute. The heavy part is done by slang (`pyslang`, MIT licence, pinned in pyproject.toml), a
+standard-conforming SystemVerilog compiler: it preprocesses, parses and elaborates the design alone,
+and this module walks what slang built. It reads the *canonical* text (`verilog_tools.canonical`),
+which is byte for byte the text iverilog compiles, so the two tools read the same characters.
 
-Rejected: system tasks/functions outside a harmless allow list (file I/O, $readmem*, plusargs,
-$system, dumping, $finish/$stop/$fatal, $root, $unit ...), `include, `` token pasting, a `$` glued to
-a macro argument, `bind`, hierarchical references or package scopes whose first component is a
-testbench name, and any testbench name used as a module (defined or instantiated). Allowed: $display,
-$write, $monitor, $strobe and friends, math, conversion, random and query functions.
+What a design may contain (everything else is refused, with the construct and line named):
+- modules (`module`/`macromodule`) with input/output ports, parameters, net and variable declarations
+  (bit, logic, reg, integer, int, real, enums, typedefs), continuous and procedural assignments,
+  `always*`/`initial` blocks, `if`/`case`/loops, generate constructs, functions and tasks defined in the
+  design, expressions, delays and event controls, the logic gate primitives;
+- instances of modules the design defines itself (plus `external_modules` a problem explicitly provides);
+- system functions from `PURE_SYSTEM_FUNCTIONS` only (no I/O, files, plusargs, RNG, `$finish`...);
+- the preprocessor directives in `ALLOWED_DIRECTIVES`, macros without token pasting or stringification,
+  and `ifdef`-style conditions only on macros the design itself defines (tools predefine different ones).
+
+Refused besides what the allowlist lacks: `force`/`release`/procedural `assign`/`deassign`; any driver
+of an input port (continuous or procedural assignment, a gate or instance output, a pull); inout ports;
+names that do not resolve inside the design alone (hierarchical, upward, `$root`, a call of a task the
+testbench defines); `bind`, `defparam`, `` `include ``, DPI, programs, classes, interfaces, packages;
+modules named like a module of the testbench; non-ASCII characters outside comments.
+
+Cost: a few milliseconds per design (slang parses, elaborates and analyses drivers in C++; the Python
+walk is linear in the tree). The policy runs in a bounded worker process (`verilog_tools.checker`), never
+in the harness process, so a pathological design cannot stall or exhaust it.
 """
 from __future__ import annotations
 
-import functools
 import re
+from dataclasses import dataclass, field
 
-from verilog_tools.text import Token, strip_comments, tokenize
+from pyslang import Bag, SourceManager, ast, parsing, syntax
+from pyslang import Diags as DiagCode
+from pyslang import analysis as slang_analysis
 
-ALLOWED_SYSTEM_NAMES = frozenset("""
-    $display $displayb $displayh $displayo $write $writeb $writeh $writeo $strobe $strobeb $strobeh $strobeo
-    $monitor $monitorb $monitorh $monitoro $monitoron $monitoroff $error $warning $info
-    $sformat $sformatf $swrite $swriteb $swriteh $swriteo $sscanf
-    $time $stime $realtime $timeformat $printtimescale
-    $random $urandom $urandom_range $dist_uniform $dist_normal $dist_exponential $dist_poisson
-    $dist_chi_square $dist_t $dist_erlang
-    $signed $unsigned $rtoi $itor $realtobits $bitstoreal $shortrealtobits $bitstoshortreal $cast
-    $clog2 $ln $log10 $exp $sqrt $pow $floor $ceil $sin $cos $tan $asin $acos $atan $atan2 $hypot
+K = syntax.SyntaxKind
+
+# Pure functions of their arguments (or of types): nothing in them observes or changes the simulation.
+PURE_SYSTEM_FUNCTIONS = frozenset("""
+    $clog2 $signed $unsigned $bits $size $left $right $low $high $increment $dimensions
+    $unpacked_dimensions $countones $countbits $onehot $onehot0 $isunknown
+    $rtoi $itor $realtobits $bitstoreal $shortrealtobits $bitstoshortreal
+    $ln $log10 $exp $sqrt $pow $floor $ceil $sin $cos $tan $asin $acos $atan $atan2 $hypot
     $sinh $cosh $tanh $asinh $acosh $atanh
-    $bits $size $left $right $low $high $increment $dimensions $unpacked_dimensions
-    $isunknown $countones $countbits $onehot $onehot0 $typename
-    $past $rose $fell $stable $changed $sampled
 """.split())
 
-# Why the commonest forbidden names are forbidden (anything else off the allow list is refused too).
+ALLOWED_DIRECTIVES = frozenset("""
+    timescale define undef undefineall ifdef ifndef elsif else endif default_nettype resetall
+    celldefine endcelldefine
+""".split())
+_CONDITIONAL_DIRECTIVES = frozenset({"ifdef", "ifndef", "elsif"})
+# Directives every Verilog tool knows: a backtick word among them is a directive, not a macro call.
+_KNOWN_DIRECTIVES = ALLOWED_DIRECTIVES | frozenset("""
+    include pragma line begin_keywords end_keywords __FILE__ __LINE__ unconnected_drive nounconnected_drive
+    default_decay_time default_trireg_strength delay_mode_distributed delay_mode_path delay_mode_unit
+    delay_mode_zero protect endprotect protected endprotected uselib suppress_faults nosuppress_faults
+    enable_portfaults disable_portfaults accelerate noaccelerate expand_vectornets noexpand_vectornets
+    autoexpand_vectornets remove_gatenames noremove_gatenames remove_netnames noremove_netnames
+""".split())
+_BACKTICK = re.compile(r"`([A-Za-z_][A-Za-z0-9_$]*)?")
+_DEFINE_NAME = re.compile(r"[ \t]+([A-Za-z_][A-Za-z0-9_$]*)")
+
+ALLOWED_GATES = frozenset("and nand or nor xor xnor not buf bufif0 bufif1 notif0 notif1".split())
+
+# Syntax a design may contain. Node kinds outside this set are refused by name.
+ALLOWED_SYNTAX = frozenset(getattr(K, name) for name in """
+    CompilationUnit ModuleDeclaration ModuleHeader AnsiPortList NonAnsiPortList ImplicitAnsiPort
+    ExplicitAnsiPort ImplicitNonAnsiPort ExplicitNonAnsiPort EmptyNonAnsiPort PortReference PortConcatenation
+    PortDeclaration VariablePortHeader NetPortHeader ParameterPortList ParameterDeclaration
+    ParameterDeclarationStatement TypeParameterDeclaration TypeAssignment TimeUnitsDeclaration EmptyMember
+    DataDeclaration NetDeclaration Declarator EqualsValueClause VariableDimension RangeDimensionSpecifier
+    TypedefDeclaration EnumType NamedType ImplicitType RegType LogicType BitType IntegerType IntType
+    ByteType ShortIntType LongIntType RealType RealTimeType ShortRealType TimeType GenvarDeclaration
+    ContinuousAssign AlwaysBlock AlwaysCombBlock AlwaysFFBlock AlwaysLatchBlock InitialBlock
+    GenerateRegion GenerateBlock LoopGenerate IfGenerate CaseGenerate NamedBlockClause
+    HierarchyInstantiation PrimitiveInstantiation HierarchicalInstance InstanceName
+    OrderedPortConnection NamedPortConnection EmptyPortConnection WildcardPortConnection
+    ParameterValueAssignment OrderedParamAssignment NamedParamAssignment DriveStrength Delay3
+    FunctionDeclaration TaskDeclaration FunctionPrototype FunctionPortList FunctionPort ReturnStatement
+    SequentialBlockStatement ExpressionStatement ConditionalStatement ElseClause ConditionalPredicate
+    ConditionalPattern CaseStatement StandardCaseItem DefaultCaseItem ForLoopStatement ForVariableDeclaration
+    LoopStatement DoWhileStatement JumpStatement EmptyStatement TimingControlStatement
+    EventControl EventControlWithExpression ImplicitEventControl ParenthesizedEventExpression
+    SignalEventExpression BinaryEventExpression DelayControl TimingControlExpression
+    AssignmentExpression NonblockingAssignmentExpression AddAssignmentExpression SubtractAssignmentExpression
+    MultiplyAssignmentExpression DivideAssignmentExpression ModAssignmentExpression AndAssignmentExpression
+    OrAssignmentExpression XorAssignmentExpression LogicalLeftShiftAssignmentExpression
+    LogicalRightShiftAssignmentExpression ArithmeticLeftShiftAssignmentExpression
+    ArithmeticRightShiftAssignmentExpression
+    IdentifierName IdentifierSelectName ElementSelect BitSelect SimpleRangeSelect AscendingRangeSelect
+    DescendingRangeSelect ElementSelectExpression SystemName InvocationExpression ArgumentList
+    OrderedArgument NamedArgument EmptyArgument SimplePropertyExpr SimpleSequenceExpr
+    IntegerLiteralExpression IntegerVectorExpression RealLiteralExpression UnbasedUnsizedLiteralExpression
+    TimeLiteralExpression StringLiteralExpression
+    ParenthesizedExpression ConcatenationExpression MultipleConcatenationExpression ConditionalExpression
+    CastExpression SignedCastExpression InsideExpression ValueRangeExpression
+    AssignmentPatternExpression SimpleAssignmentPattern StructuredAssignmentPattern
+    ReplicatedAssignmentPattern AssignmentPatternItem DefaultPatternKeyExpression
+    AddExpression SubtractExpression MultiplyExpression DivideExpression ModExpression PowerExpression
+    BinaryAndExpression BinaryOrExpression BinaryXorExpression BinaryXnorExpression
+    EqualityExpression InequalityExpression CaseEqualityExpression CaseInequalityExpression
+    WildcardEqualityExpression WildcardInequalityExpression
+    GreaterThanExpression GreaterThanEqualExpression LessThanExpression LessThanEqualExpression
+    LogicalAndExpression LogicalOrExpression LogicalImplicationExpression LogicalEquivalenceExpression
+    LogicalShiftLeftExpression LogicalShiftRightExpression ArithmeticShiftLeftExpression
+    ArithmeticShiftRightExpression
+    UnaryPlusExpression UnaryMinusExpression UnaryLogicalNotExpression UnaryBitwiseNotExpression
+    UnaryBitwiseAndExpression UnaryBitwiseNandExpression UnaryBitwiseOrExpression UnaryBitwiseNorExpression
+    UnaryBitwiseXorExpression UnaryBitwiseXnorExpression UnaryPreincrementExpression
+    UnaryPredecrementExpression PostincrementExpression PostdecrementExpression
+    StreamingConcatenationExpression StreamExpression
+    AttributeInstance AttributeSpec
+""".split())
+
+# Why the commonest refused constructs are refused (others get a generic reason).
 _REASONS = {
-    "file access": "$fopen $fclose $fgets $fgetc $ungetc $fscanf $fread $fseek $ftell $rewind $fflush "
-                   "$feof $ferror $readmemb $readmemh $writememb $writememh $sreadmemb $sreadmemh "
-                   "$sdf_annotate $table_model",
-    "environment access": "$value$plusargs $test$plusargs $system $getenv",
-    "waveform dumping belongs to the testbench": "$dumpfile $dumpvars $dumpall $dumpon $dumpoff $dumpflush "
-                                                 "$dumplimit $dumpports $dumpportsall $dumpportsoff "
-                                                 "$dumpportson $dumpportsflush $dumpportslimit",
-    "it ends the simulation before the testbench's verdict": "$finish $stop $exit $fatal",
-    "it reaches outside the design": "$root $unit",
+    K.ProceduralForceStatement: "`force` overrides nets the testbench shares",
+    K.ProceduralReleaseStatement: "`release` belongs with `force`",
+    K.ProceduralAssignStatement: "procedural `assign` overrides variables",
+    K.ProceduralDeassignStatement: "`deassign` belongs with procedural `assign`",
+    K.ScopedName: "hierarchical and package-scoped names reach outside the design",
+    K.MemberAccessExpression: "member and hierarchical access reaches outside the design",
+    K.DefParam: "`defparam` changes other modules' parameters",
+    K.BindDirective: "`bind` inserts code into other modules",
+    K.DPIImport: "DPI calls foreign code", K.DPIExport: "DPI calls foreign code",
+    K.FinalBlock: "`final` runs after the testbench's verdict",
+    K.ParallelBlockStatement: "fork/join is not RTL",
+    K.ForeverStatement: "`forever` is testbench code, not RTL",
+    K.ElabSystemTask: "elaboration system tasks are not RTL",
 }
-_REASON_OF = {name: why for why, names in _REASONS.items() for name in names.split()}
-_FILE_OUTPUT = re.compile(r"\$f(write|display|strobe|monitor)[bho]?$")
 
-VERILOG_KEYWORDS = frozenset("""
-    accept_on alias always always_comb always_ff always_latch and assert assign assume automatic before
-    begin bind bins binsof bit break buf bufif0 bufif1 byte case casex casez cell chandle checker class
-    clocking cmos config const constraint context continue cover covergroup coverpoint cross deassign
-    default defparam design disable dist do edge else end endcase endchecker endclass endclocking
-    endconfig endfunction endgenerate endgroup endinterface endmodule endpackage endprimitive endprogram
-    endproperty endspecify endsequence endtable endtask enum event eventually expect export extends
-    extern final first_match for force foreach forever fork forkjoin function generate genvar global
-    highz0 highz1 if iff ifnone ignore_bins illegal_bins implements implies import incdir include
-    initial inout input inside instance int integer interconnect interface intersect join join_any
-    join_none large let liblist library local localparam logic longint macromodule matches medium
-    modport module nand negedge nettype new nexttime nmos nor noshowcancelled not notif0 notif1 null
-    or output package packed parameter pmos posedge primitive priority program property protected
-    pull0 pull1 pulldown pullup pulsestyle_ondetect pulsestyle_onevent pure rand randc randcase
-    randsequence rcmos real realtime ref reg reject_on release repeat restrict return rnmos rpmos
-    rtran rtranif0 rtranif1 s_always s_eventually s_nexttime s_until s_until_with scalared sequence
-    shortint shortreal showcancelled signed small soft solve specify specparam static string strong
-    strong0 strong1 struct super supply0 supply1 sync_accept_on sync_reject_on table tagged task this
-    throughout time timeprecision timeunit tran tranif0 tranif1 tri tri0 tri1 triand trior trireg type
-    typedef union unique unique0 unsigned until until_with untyped use uwire var vectored virtual void
-    wait wait_order wand weak weak0 weak1 while wildcard wire with within wor xnor xor
-""".split())
-_FORBIDDEN_KEYWORDS = {"bind": "`bind` inserts code into other modules"}
-_DEFINE = re.compile(r"`define\s+\\?[\w$]+\(([^)]*)\)((?:[^\n\\]|\\.)*)", re.S)
+_NAME_ERRORS = {DiagCode.UndeclaredIdentifier: "does not resolve inside the design",
+                DiagCode.CouldNotResolveHierarchicalPath: "does not resolve inside the design",
+                DiagCode.UpwardHierarchicalName: "is an upward reference out of the design",
+                DiagCode.UnknownModule: "is a module the design does not define",
+                DiagCode.UnknownInterface: "is an interface the design does not define",
+                DiagCode.UnknownPackage: "is a package the design does not define",
+                DiagCode.UnknownPrimitive: "is a primitive the design does not define"}
 
 
-@functools.lru_cache(maxsize=512)   # the evaluator checks every sample of a problem against one testbench
-def testbench_names(testbench: str, dut_module: str) -> frozenset[str]:
-    """Every identifier of the testbench (module, instance, signal, type names...) but `dut_module`."""
-    names = {t.name for t in tokenize(testbench) if t.is_name}
-    return frozenset(names - VERILOG_KEYWORDS - {dut_module})
+@dataclass(frozen=True)
+class PolicyContext:
+    """What the policy needs to know about the testbench the design will be compiled with."""
+
+    reserved_modules: frozenset[str] = field(default=frozenset())   # testbench modules: never defined or instantiated
+    external_modules: frozenset[str] = field(default=frozenset())   # modules a problem provides for the design to use
 
 
-def _system_name_violation(name: str) -> str | None:
-    if name in ALLOWED_SYSTEM_NAMES:
-        return None
-    why = _REASON_OF.get(name) or ("file access" if _FILE_OUTPUT.match(name) else "it is not on the allow list")
-    return f"system task/function {name} is not allowed: {why}"
+@dataclass
+class PolicyResult:
+    """`violations`: refusals (empty = allowed). `parse_errors`: slang could not parse the design, so
+    the policy could not check it. `unresolved`: names that do not resolve inside the design alone (a
+    typo, or a reach into the testbench). For both, the caller lets the compiler give its own verdict
+    (syntax or compile error), and refuses the design if the compiler accepts it: then the text meant
+    something slang could not read, or a name resolved outside the design."""
+
+    violations: list[str]
+    parse_errors: list[str]
+    unresolved: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations and not self.parse_errors and not self.unresolved
 
 
-def _macro_violations(design: str) -> list[str]:
-    """A `$` glued to a macro argument could build a forbidden system name at expansion time."""
-    out = []
-    for m in _DEFINE.finditer(strip_comments(design)):
-        formals = {f.split("=")[0].strip() for f in m.group(1).split(",")}
-        for tok in tokenize(m.group(2)):
-            if tok.kind == "sys" and tok.text[1:] in formals:
-                out.append(f"macro body glues `$` to argument {tok.text[1:]!r}: system names must be literal")
-    return out
+def testbench_modules(testbench: str) -> frozenset[str]:
+    """The names of the modules the (trusted) testbench defines."""
+    names = set()
+
+    def visit(node):
+        if isinstance(node, syntax.SyntaxNode) and node.kind == K.ModuleDeclaration:
+            names.add(node.header.name.valueText)
+        return True
+    syntax.SyntaxTree.fromText(testbench, "testbench.sv").root.visit(visit)
+    return frozenset(names)
 
 
-def _skip_index(tokens: list[Token], j: int) -> int:
-    """Index just past any `[...]` groups starting at j."""
-    while j < len(tokens) and tokens[j].text == "[":
-        depth = 0
-        while j < len(tokens):
-            depth += {"[": 1, "]": -1}.get(tokens[j].text, 0)
-            j += 1
-            if depth == 0:
-                break
-    return j
+def _line(tree, location) -> int:
+    return tree.sourceManager.getLineNumber(location)
 
 
-def _name_violation(tokens: list[Token], i: int, forbidden: frozenset[str]) -> str | None:
-    tok = tokens[i]
-    prev = tokens[i - 1].text if i else ""
-    if tok.name not in forbidden or prev == "." or (i >= 2 and prev == ":" and tokens[i - 2].text == ":"):
-        return None
-    j = _skip_index(tokens, i + 1)
-    nxt = tokens[j].text if j < len(tokens) else ""
-    if nxt == "." or (nxt == ":" and j + 1 < len(tokens) and tokens[j + 1].text == ":"):
-        return f"hierarchical reference into the testbench: `{tok.name}{nxt}{'' if nxt == '.' else ':'}...`"
-    if prev in ("module", "macromodule", "automatic", "static") and tokens[i - 1].kind == "id":
-        return f"defines a module named like a testbench name: {tok.name}"
-    after = tokens[i + 2].text if i + 2 < len(tokens) else ""
-    if tokens[i + 1:i + 2] and (tokens[i + 1].text == "#" or (tokens[i + 1].is_name and after in ("(", "["))):
-        return f"instantiates testbench module {tok.name}"
-    return None
+def _directive_violations(text: str) -> list[str]:
+    """Directives read on the raw text, comments and strings included: linear, lexer-independent.
 
-
-def check_policy(design: str, *, forbidden_names=()) -> list[str]:
-    """Violations of the design policy (empty when the design may be compiled with the testbench).
-
-    `forbidden_names`: the testbench's names (see `testbench_names`); none of them may start a
-    hierarchical reference or be used as a module.
+    `include would make a tool read another file, `` and `" build tokens at expansion time, and an
+    `ifdef on a macro the design does not define depends on which tool reads it (`__ICARUS__`). A
+    backtick followed by anything else is left to the parsers (in code both refuse it; in a comment,
+    where models write `names` in backticks, it is harmless).
     """
-    forbidden = frozenset(forbidden_names)
-    tokens = tokenize(design)
-    found: list[str] = []
-    for i, tok in enumerate(tokens):
-        if tok.kind == "sys":
-            found.append(_system_name_violation(tok.text))
-        elif tok.kind == "dir" and tok.text == "`include":
-            found.append("`include is not allowed: a design must be self-contained")
-        elif tok.kind == "paste":
-            found.append("`` token pasting is not allowed: identifiers must be literal")
-        elif tok.kind == "id" and tok.text in _FORBIDDEN_KEYWORDS:
-            found.append(f"{tok.text} is not allowed: {_FORBIDDEN_KEYWORDS[tok.text]}")
-        elif tok.is_name:
-            found.append(_name_violation(tokens, i, forbidden))
-    found.extend(_macro_violations(design))
-    return list(dict.fromkeys(v for v in found if v))   # unique, in order of appearance
+    found, defined = [], set()
+    for m in _BACKTICK.finditer(text):
+        word, line = m.group(1), text.count("\n", 0, m.start()) + 1
+        if word is None:
+            if text.startswith(("``", '`"', "`\\`\""), m.start()):
+                found.append(f"line {line}: token pasting (``) and stringification (`\") are not allowed")
+        elif word in _KNOWN_DIRECTIVES and word not in ALLOWED_DIRECTIVES:
+            found.append(f"line {line}: `{word} is not allowed (a design must be self-contained RTL)")
+        elif word == "define":
+            name = _DEFINE_NAME.match(text, m.end())
+            if name:
+                defined.add(name.group(1))
+        elif word in _CONDITIONAL_DIRECTIVES:
+            name = _DEFINE_NAME.match(text, m.end())
+            if name and name.group(1) not in defined:
+                found.append(f"line {line}: `{word} {name.group(1)} tests a macro the design does not "
+                             f"define (tools predefine different macros)")
+    return found
+
+
+def _tokens(node):
+    for child in node:
+        if isinstance(child, parsing.Token):
+            yield child
+        elif child is not None:
+            yield from _tokens(child)
+
+
+def _token_violations(tree) -> list[str]:
+    """Non-ASCII outside comments, and text slang skipped (disabled or unparsable) holding it."""
+    found = []
+    for tok in _tokens(tree.root):
+        for trivia in tok.trivia:
+            if trivia.kind in (parsing.TriviaKind.LineComment, parsing.TriviaKind.BlockComment):
+                continue
+            if not trivia.getRawText().isascii():
+                found.append(f"line {_line(tree, tok.location)}: non-ASCII character outside a comment")
+        if not tok.rawText.isascii():
+            found.append(f"line {_line(tree, tok.location)}: non-ASCII character outside a comment")
+    return found
+
+
+class _Walker:
+    """One pass over the syntax tree: the allowlist and the name rules that need no elaboration."""
+
+    def __init__(self, tree, context: PolicyContext):
+        self.tree, self.context, self.found = tree, context, []
+        self.defined: list[str] = []
+
+    def say(self, node, message: str) -> None:
+        self.found.append(f"line {_line(self.tree, node.sourceRange.start)}: {message}")
+
+    def __call__(self, node) -> bool:
+        if not isinstance(node, syntax.SyntaxNode):
+            return True
+        kind = node.kind
+        if kind not in ALLOWED_SYNTAX:
+            construct = str(node).strip().split("\n")[0][:60]
+            why = _REASONS.get(kind, "not on the allowlist of synthesizable RTL")
+            self.say(node, f"{str(kind).split('.')[-1]} `{construct}` is not allowed: {why}")
+            return False   # its children are refused with it
+        check = _CHECKS.get(kind)
+        if check is not None:
+            check(self, node)
+        return True
+
+    def module(self, node) -> None:
+        keyword, name = node.header.moduleKeyword.valueText, node.header.name.valueText
+        if keyword not in ("module", "macromodule"):
+            self.say(node, f"`{keyword}` is not allowed: only modules")
+        if name in self.context.reserved_modules:
+            self.say(node, f"defines module {name}, a name the testbench uses")
+        self.defined.append(name)
+
+    def instantiation(self, node) -> None:
+        name = node.type.valueText
+        if name in self.context.reserved_modules and name not in self.context.external_modules:
+            self.say(node, f"instantiates testbench module {name}")
+
+    def primitive(self, node) -> None:
+        gate = node.type.valueText
+        if gate not in ALLOWED_GATES:
+            self.say(node, f"primitive `{gate}` is not allowed: only logic gates ({', '.join(sorted(ALLOWED_GATES))})")
+
+    def system_name(self, node) -> None:
+        name = node.systemIdentifier.valueText
+        if name not in PURE_SYSTEM_FUNCTIONS:
+            self.say(node, f"system task/function {name} is not allowed: only pure functions such as "
+                           f"$clog2, $signed, $unsigned, $bits")
+
+    def port_header(self, node) -> None:
+        direction = node.direction.valueText if node.direction is not None else ""
+        if direction in ("inout", "ref"):
+            self.say(node, f"`{direction}` ports are not allowed: a design drives only its outputs")
+
+
+_CHECKS = {K.ModuleDeclaration: _Walker.module, K.HierarchyInstantiation: _Walker.instantiation,
+           K.PrimitiveInstantiation: _Walker.primitive, K.SystemName: _Walker.system_name,
+           K.VariablePortHeader: _Walker.port_header, K.NetPortHeader: _Walker.port_header,
+           K.PortDeclaration: lambda w, n: _Walker.port_header(w, n.header)}
+
+
+def _instance_bodies(compilation):
+    """Every instance body of the design's hierarchy, each definition with its parameters once."""
+    seen, stack = set(), list(compilation.getRoot().topInstances)
+    while stack:
+        inst = stack.pop()
+        body = inst.body
+        if id(body) in seen:
+            continue
+        seen.add(id(body))
+        yield body
+
+        def visit(sym):
+            if isinstance(sym, ast.InstanceSymbol) and sym is not inst:
+                stack.append(sym)
+                return ast.VisitAction.Skip
+            return ast.VisitAction.Advance
+        body.visit(visit)
+
+
+def _unresolved_names(tree, compilation, context: PolicyContext) -> list[str]:
+    """Names slang's elaboration of the design alone cannot resolve."""
+    found = []
+    for diag in compilation.getAllDiagnostics():
+        why = _NAME_ERRORS.get(diag.code)
+        if why is None:
+            continue
+        args = [str(a) for a in diag.args]
+        name = args[0] if args else "?"
+        if diag.code == DiagCode.UnknownModule and name in context.external_modules:
+            continue
+        found.append(f"line {_line(tree, diag.location)}: `{name}` {why}")
+    return found
+
+
+def _input_drivers(tree, compilation) -> list[str]:
+    """Every driver of an input port other than the port itself, from slang's driver analysis."""
+    found = []
+    manager = slang_analysis.AnalysisManager()
+    manager.analyze(compilation)
+    for body in _instance_bodies(compilation):
+        for member in body:
+            if member.kind != ast.SymbolKind.Port or member.direction != ast.ArgumentDirection.In:
+                continue
+            symbol = member.internalSymbol
+            if symbol is None:
+                continue
+            for driver in manager.getDrivers(symbol):
+                if not driver.isInputPort:
+                    line = _line(tree, driver.sourceRange.start)
+                    found.append(f"line {line}: drives input port {member.name} of {body.definition.name}: "
+                                 f"a design may only read its inputs")
+    return found
+
+
+def _preprocessor_options():
+    bag = parsing.PreprocessorOptions()
+    bag.maxIncludeDepth = 0   # never open a file, whatever the text says (the raw-text rule refuses it too)
+    return bag
+
+
+def check_policy(design: str, context: PolicyContext = PolicyContext()) -> PolicyResult:
+    """Check canonical `design` against the policy (see the module docstring)."""
+    found = _directive_violations(design)
+    if found:   # slang must never see an `include: it would open the file
+        return PolicyResult(found, [])
+    tree = syntax.SyntaxTree.fromText(design, SourceManager(), "design.sv", "", Bag([_preprocessor_options()]))
+    parse_errors = [f"line {_line(tree, d.location)}: {str(d.code).split('(')[-1].rstrip(')')}"
+                    for d in tree.diagnostics if d.isError()]
+    found.extend(_token_violations(tree))
+    walker = _Walker(tree, context)
+    tree.root.visit(walker)
+    found.extend(walker.found)
+    unresolved = []
+    if not parse_errors and not found:
+        compilation = ast.Compilation()
+        compilation.addSyntaxTree(tree)
+        unresolved = _unresolved_names(tree, compilation, context)
+        found.extend(_input_drivers(tree, compilation))
+    return PolicyResult(list(dict.fromkeys(found)), parse_errors, list(dict.fromkeys(unresolved)))

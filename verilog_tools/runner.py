@@ -1,29 +1,34 @@
-"""The one hardened process runner: every iverilog, vvp and verilator process starts here.
+"""The one hardened process runner: every iverilog, vvp, verilator (and yosys) process starts here.
 
 `run_sandboxed` runs an argv list (never a shell) in a per-sample directory with:
+- a container per process (bubblewrap, Debian's `bubblewrap`; see `verilog_tools.container`): new
+  mount, PID, network, IPC, UTS and (where allowed) user namespaces; only /usr (read-only), the tool's
+  own install prefix (read-only), a private /dev and /tmp, the files the caller names read-only, and
+  the sample directory (the only writable path) exist; no network; all capabilities dropped; its own
+  session; it dies with the harness (`--die-with-parent`, and the PID namespace dies with its init);
 - stdin closed (/dev/null), a scrubbed environment (PATH = the tool's dir + /usr/bin:/bin, LANG=C,
-  HOME and TMPDIR = the sample dir), its own session and process group (start_new_session);
+  HOME and TMPDIR = the sample dir), its own process group (start_new_session);
 - a wall-clock limit enforced by a timer that SIGKILLs the whole process group (no polling);
-- resource limits in the child (see Cost): RLIMIT_CPU (CPU seconds), RLIMIT_AS (memory), RLIMIT_FSIZE
-  (every file the child writes, its captured stdout/stderr included: a flood ends in SIGXFSZ),
-  RLIMIT_CORE = 0;
+- resource limits (see Cost): RLIMIT_CPU (CPU seconds), RLIMIT_AS (memory), RLIMIT_FSIZE (every file
+  the child writes, its captured stdout/stderr included: a flood ends in SIGXFSZ), RLIMIT_CORE = 0;
 - stdout/stderr written to files in the sample dir and read back up to `output_bytes`;
-- a SIGKILL of the whole process group when the child exits, even on success, so a grandchild that
-  stays in the group (a forked sleeper, a runaway simulator) never outlives the call.
+- a SIGKILL of the whole process group when the child exits, even on success.
 
-What it does NOT protect against (it is not a container):
-- no network, filesystem, PID or user namespace: the child runs as the calling user and can read any
-  world-readable file and reach the network if the tool itself offers a way; for Verilog designs such
-  ways ($fopen, $readmem, `include, $system...) are blocked statically by `policy.py`, not here;
-- a descendant that calls setsid()/setpgid() itself leaves the process group and escapes the final kill;
-- RLIMIT_AS and RLIMIT_CPU are per process, not per group (a forking child can use N times each);
-- disk use is bounded per file (RLIMIT_FSIZE), not in the number of files.
+Sample directories live under one scratch folder per harness process; a small reaper process (started
+once, in its own session) deletes that folder when the harness exits in any way, SIGKILL included, so
+no sample directory (holding a testbench) outlives the harness.
+
+Containment can be turned off only explicitly (`ITERTL_CONTAINMENT=none`, Make's `CONTAINMENT=none`);
+runs record which mode they used (`containment_mode()`). Without it, what remains is what the runner
+did before containers: the child runs as the calling user and could read world-readable files or use
+the network if the tool offered a way (the policy, `verilog_tools.policy`, refuses every such way in a
+design); RLIMIT_AS and RLIMIT_CPU are per process, not per group; disk use is bounded per file.
 
 Safe to call from many threads at once: nothing is shared between calls except the read-only config.
-Cost: the limits are set by util-linux's ``prlimit`` exec'd in front of the tool (one more exec, a few ms
-per process whatever the parent's size), so the child starts by vfork/posix_spawn. Without a working ``prlimit`` they
-are set by a preexec function, which forces a full fork: cheap from a small process, but about 25 ms
-more from a trainer holding torch and a model. The wait itself has no polling latency.
+Cost: the limits are set by util-linux's ``prlimit`` exec'd in front of bwrap and the tool (one more exec,
+a few ms per process whatever the parent's size), so the child starts by vfork/posix_spawn; bwrap adds
+about 8 ms per process (measured in BENCHMARKS.md). Without a working ``prlimit`` the limits are set by a
+preexec function, which forces a full fork: about 25 ms more from a trainer holding torch and a model.
 """
 from __future__ import annotations
 
@@ -40,6 +45,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
+
+from verilog_tools import container
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -88,7 +95,7 @@ class RunResult:
 @contextlib.contextmanager
 def sample_dir(prefix: str = "itertl-") -> Iterator[Path]:
     """A fresh private (0700) temp dir for one sample, removed afterwards even if the child chmod-ed it."""
-    path = Path(tempfile.mkdtemp(prefix=prefix))
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=container.scratch_root()))
     try:
         yield path
     finally:
@@ -96,11 +103,16 @@ def sample_dir(prefix: str = "itertl-") -> Iterator[Path]:
 
 
 def _remove_tree(path: Path) -> None:
-    def make_writable_and_retry(func, target, _exc):
+    """Delete `path` even where the child removed permissions (chmod back, then retry once)."""
+    def make_writable_and_retry(_func, target, _exc):
         with contextlib.suppress(OSError):
             os.chmod(os.path.dirname(target), 0o700)
             os.chmod(target, 0o700)
-            func(target)
+        with contextlib.suppress(OSError):
+            if os.path.isdir(target) and not os.path.islink(target):
+                shutil.rmtree(target, ignore_errors=True)
+            else:
+                os.unlink(target)
     shutil.rmtree(path, onerror=make_writable_and_retry)
 
 
@@ -191,20 +203,23 @@ def _read_capped(fh, cap: int) -> tuple[str, bool]:
     return data.decode("utf-8", errors="replace"), size > cap
 
 
-def run_sandboxed(argv: Sequence[str], cwd: Path | str, limits: Limits | None = None) -> RunResult:
+def run_sandboxed(argv: Sequence[str], cwd: Path | str, limits: Limits | None = None, *,
+                  readonly: Sequence[Path | str] = ()) -> RunResult:
     """Run untrusted-input tool `argv` in sample dir `cwd` under `limits` (see module docstring).
 
+    `readonly`: extra files or folders visible (read-only, same path) inside the container.
     DANGEROUS by nature: it executes a program; keep `argv[0]` a trusted tool and `cwd` a fresh sample dir.
     """
     limits = limits or Limits()
     cwd = Path(cwd)
     argv = [str(a) for a in argv]
+    wrapped = container.wrap(argv, cwd, readonly)
     start = time.monotonic()
     with open(cwd / STDOUT_NAME, "w+b") as out, open(cwd / STDERR_NAME, "w+b") as err:
         settings = _rlimit_settings(limits)
         prefix = _prlimit_prefix(settings)   # prlimit execs the tool: same pid, same process group
         proc = subprocess.Popen(
-            (prefix or []) + argv, cwd=cwd, env=_child_env(argv[0], cwd), stdin=subprocess.DEVNULL, stdout=out,
+            (prefix or []) + wrapped, cwd=cwd, env=_child_env(argv[0], cwd), stdin=subprocess.DEVNULL, stdout=out,
             stderr=err, start_new_session=True, close_fds=True,
             preexec_fn=None if prefix else _rlimit_setter(settings))
         status, cpu, timed_out = _wait_and_kill_group(proc, limits.wall_seconds)
@@ -213,6 +228,8 @@ def run_sandboxed(argv: Sequence[str], cwd: Path | str, limits: Limits | None = 
     wall = time.monotonic() - start
     sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
     returncode = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+    if wrapped is not argv and returncode is not None and returncode > 128:
+        sig, returncode = returncode - 128, None   # bwrap reports its child's death by signal as 128 + n
     cpu_limited = sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= limits.cpu_seconds)
     return RunResult(
         returncode=returncode, signal=sig, timed_out=timed_out or cpu_limited,

@@ -101,16 +101,22 @@ def blank_comments_and_strings(code: str) -> str:
     return "".join(out)
 
 
+_MEMO_CHARS = 128 << 10   # texts memoised by `tokenize`: at most 4 of at most 128 KB (~80 MB of tokens)
+
+
 def tokenize(code: str) -> list[Token]:
     """Tokens of `code` outside comments (string literals come back blanked)."""
-    return list(_tokens(code))
+    return list(_memo_tokens(code) if len(code) <= _MEMO_CHARS else _tokens(code))
 
 
-@functools.lru_cache(maxsize=256)
 def _tokens(code: str) -> tuple[Token, ...]:
-    # extract_code and its helpers tokenize the same text several times; Tokens are immutable.
     blank = blank_comments_and_strings(code)
     return tuple(Token(m.lastgroup, m.group(), m.start()) for m in _TOKEN.finditer(blank))
+
+
+# extract_code and its helpers tokenize the same text several times; Tokens are immutable. A token
+# costs ~160 bytes of memory per byte of text, so only small texts, and few of them, are kept.
+_memo_tokens = functools.lru_cache(maxsize=4)(_tokens)
 
 
 def count_modules(code: str) -> int:

@@ -1,0 +1,4 @@
+// A package-scoped name.
+module top_module(input [7:0] a, input [7:0] b, output [7:0] y);
+  assign y = pkg::v;
+endmodule
