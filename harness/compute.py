@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.train_config import GPU_TYPES, TrainConfig
+from tasks.jsonl import read_lines
 from verilog_tools.errors import UserError
 
 _SEVEN_B = "a ~7B model (deepseek-coder-6.7b)"
@@ -130,8 +131,8 @@ def training_instructions(cfg: TrainConfig) -> tuple[int, str]:
         path = Path(cfg.data)
         if not path.is_file():
             raise UserError(f"data={cfg.data} is not a file; DRY_RUN counts its rows: give a JSONL file")
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            n, how = sum(1 for line in fh if line.strip()), f"rows of {path.name}, before the filter"
+        n = sum(1 for _, raw in read_lines(path, "data") if raw.strip())
+        how = f"rows of {path.name}, before the filter"
     if cfg.limit:
         n, how = min(n, cfg.limit), f"{how}, limit {cfg.limit}"
     return n, how

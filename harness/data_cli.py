@@ -77,11 +77,12 @@ def equivalence_precheck(prepared: PreparedData, workers: int) -> dict[str, int]
     from collections import Counter
 
     from tasks.equivalence import check_groups
+    from tasks.jsonl import read_jsonl
     from tasks.records import TrainingRecord
     from verilog_tools.text import module_names
 
-    records = [TrainingRecord.from_dict(json.loads(line)) for name in ("train", "valid")
-               if name in prepared.files for line in prepared.files[name].read_text().splitlines() if line]
+    records = [TrainingRecord.from_dict(row) for name in ("train", "valid")
+               if name in prepared.files for row in read_jsonl(prepared.files[name])]
     items = [(r.reference, [], r.dut_module or next(iter(module_names(r.header or "")), None)) for r in records]
     results = check_groups(items, workers=workers)
     excluded = {r.id: res.excluded for r, res in zip(records, results) if res.excluded}

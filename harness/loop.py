@@ -36,6 +36,7 @@ from pathlib import Path
 from harness import distributed
 from harness.runs import RunFolder, atomic_write_json
 from harness.train_config import TrainConfig
+from tasks.jsonl import read_jsonl
 from tasks.records import TrainingRecord
 
 log = logging.getLogger(__name__)
@@ -57,11 +58,6 @@ def stage_dir(run: RunFolder, rel: str):
     if final.exists():
         shutil.rmtree(final)  # only possible for a stage not recorded as done
     tmp.rename(final)
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
 
 
 def load_records(run: RunFolder, split: str) -> list[TrainingRecord]:

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass, fields
+
+from tasks.jsonl import dumps
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class TrainingRecord:
         return f"{source}-{digest[:16]}"
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True)
+        return dumps(asdict(self), sort_keys=True)  # surrogate-safe: prepare writes it as UTF-8
 
     @classmethod
     def from_dict(cls, row: dict) -> "TrainingRecord":

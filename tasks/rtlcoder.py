@@ -7,8 +7,10 @@ Two row formats are accepted, detected per file from its first JSON object:
   ``.json`` name; a JSON array of the same objects is accepted too.
 - ``{"instruction": str, "output": str}`` (e.g. the RTL-Coder_small files).
 
-A row that is bad JSON, lacks a field or has a field of the wrong type is skipped and counted
-(``ReadResult.malformed``); a file that is not JSON/JSON lines at all is a `UserError`.
+JSON lines are read with `tasks.jsonl.read_lines` (lines end at ``\n`` only, so a raw U+2028 inside
+a string stays in its row; each line bounded in length). A row that is bad JSON, lacks a field or
+has a field of the wrong type is skipped and counted (``ReadResult.malformed``); a file that is not
+JSON/JSON lines at all is a `UserError`.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tasks.jsonl import parse_line, read_lines
 from verilog_tools.errors import UserError
 
 RESYN_SOURCE = "resyn27k"
@@ -65,12 +68,11 @@ class ReadResult:
 def read_examples(path: str | Path) -> ReadResult:
     """Read every row of one data file (either format, JSON lines or JSON array)."""
     path = Path(path)
-    text = _read_text(path)
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        objects = _parse_array(path, stripped)
-    elif stripped.startswith("{"):
-        objects = _parse_lines(text)
+    first = _first_byte(path)
+    if first == b"[":
+        objects = _parse_array(path, _read_text(path).lstrip())
+    elif first == b"{":
+        objects = _parse_lines(path)
     else:
         raise UserError(f"{path} is not JSON lines or a JSON array; accepted: {ACCEPTED_FORMATS}")
     parsed = [(line, obj) for line, obj in objects if obj is not None]
@@ -104,12 +106,18 @@ def read_source(path: str | Path) -> ReadResult:
     return read_examples(path)
 
 
-def _read_text(path: Path) -> str:
-    data = path.read_bytes()
-    if b"\0" in data[:65536]:
+def _first_byte(path: Path) -> bytes:
+    """The first non-blank byte (after a BOM): ``[`` for an array, ``{`` for JSON lines."""
+    with path.open("rb") as fh:
+        head = fh.read(65536)
+    if b"\0" in head:
         raise UserError(f"{path} is a binary file, not JSON; accepted: {ACCEPTED_FORMATS}")
+    return head.removeprefix(b"\xef\xbb\xbf").lstrip()[:1]
+
+
+def _read_text(path: Path) -> str:
     try:
-        return data.decode("utf-8-sig")
+        return path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise UserError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}); "
                         f"accepted: {ACCEPTED_FORMATS}") from None
@@ -126,14 +134,17 @@ def _parse_array(path: Path, text: str) -> list[tuple[int, object]]:
     return [(index + 1, row) for index, row in enumerate(rows)]
 
 
-def _parse_lines(text: str) -> list[tuple[int, object]]:
+def _parse_lines(path: Path) -> list[tuple[int, object]]:
     """(line number, object or None for a line that is not valid JSON) for each non-blank line."""
     rows = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+    for number, raw in read_lines(path, "data"):
+        if not raw.strip():
             continue
         try:
-            rows.append((number, json.loads(line)))
+            rows.append((number, parse_line(raw)))
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{path}:{number} is not UTF-8 text ({exc.reason}); "
+                            f"accepted: {ACCEPTED_FORMATS}") from None
         except json.JSONDecodeError:
             rows.append((number, None))
     return rows

@@ -1,17 +1,18 @@
 """Read and write ``samples.jsonl``: rows ``{"task_id", "completion_id", "completion"}``.
 
 This is the one file format between generation and evaluation (VerilogEval v1's format plus the id).
-Reading reports the first bad line as one line naming the file and line number. Rows without a
+Reading (`tasks.jsonl`: lines end at ``\n`` only, each bounded in length) reports the first bad
+line as one line naming the file and line number. Rows without a
 ``completion_id`` get one from a per-task counter, so files written by other tools (VerilogEval v1's
 own samples have no id) can be scored unchanged. Extra fields are kept and passed through.
 """
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
+from tasks.jsonl import dumps_line, iter_jsonl
 from verilog_tools.errors import UserError
 
 REQUIRED = {"task_id": str, "completion": str}
@@ -33,30 +34,10 @@ def check_sample_row(row: object, where: str) -> dict:
     return row
 
 
-def iter_jsonl(path: str | Path, what: str = "JSONL") -> Iterator[tuple[str, object]]:
-    """Yield ``("file:line", parsed value)`` for each non-blank line; one-line error on bad JSON."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"{what} file {path} not found; pass the path of an existing JSONL file")
-    with path.open("rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            where = f"{path}:{lineno}"
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                raise UserError(f"{where}: not valid UTF-8; JSONL files must be UTF-8 text") from None
-            if not line.strip():
-                continue
-            try:
-                yield where, json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from None
-
-
-def read_samples(path: str | Path) -> list[dict]:
+def read_samples(path: str | Path, *, max_line_bytes: int | None = None) -> list[dict]:
     """All rows of a samples file, validated; ``completion_id`` filled in where absent."""
     rows, seen = [], {}
-    for where, row in iter_jsonl(path, "samples"):
+    for where, row in iter_jsonl(path, "samples", max_line_bytes=max_line_bytes):
         row = check_sample_row(row, where)
         key = (row["task_id"], row.get("completion_id"))
         if key[1] is not None and key in seen:
@@ -85,20 +66,21 @@ def assign_completion_ids(rows: list[dict]) -> list[dict]:
 
 def write_samples(path: str | Path, rows: Iterable[dict]) -> Path:
     """Write sample (or result) rows as JSONL, atomically; returns the path."""
-    text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
-    return atomic_write_text(path, text)
+    return atomic_write_text(path, "".join(map(dumps_line, rows)))
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     """Write ``text`` so that readers see the old file or the whole new one, never a torn one.
 
     Temp file in the same folder, fsync, rename over the target, fsync the folder. Lives here (the
-    lowest layer that writes outputs) so that tasks and harness share one implementation.
+    lowest layer that writes outputs) so that tasks and harness share one implementation. A lone
+    surrogate (from a JSON ``"\\ud800"``) is written as its escape ``\\ud800`` instead of failing:
+    in a JSON string that is the same value, in plain text a visible escape.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with open(tmp, "w", encoding="utf-8", errors="backslashreplace") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())

@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterator
 
+from tasks.jsonl import iter_jsonl
 from tasks.problem import Problem
 from tasks.records import TrainingRecord
 from tasks.synthetic.comb import (make_adder, make_compare, make_decoder, make_gates, make_mux,
@@ -177,11 +178,10 @@ def dump_json(problems: list[Problem]) -> str:
 
 def _rtlcoder_outputs(directory: Path) -> Iterator[str]:
     for path in sorted(directory.glob("*.jsonl")):
-        with path.open(encoding="utf-8") as handle:
-            for line in handle:
-                output = json.loads(line).get("output") if line.strip() else None
-                if isinstance(output, str) and output.strip():
-                    yield output
+        for _, row in iter_jsonl(path, "rtlcoder-small"):
+            output = row.get("output") if isinstance(row, dict) else None
+            if isinstance(output, str) and output.strip():
+                yield output
 
 
 def verilog_corpus(include_rtlcoder: bool = True, seed: int = 0) -> Iterator[str]:
