@@ -57,6 +57,8 @@ RETRIES ?=
 API_CACHE ?=
 HOST ?=
 PORT ?=
+MAX_NEW_TOKENS ?=
+RESULTS_DIR ?=
 
 # $(call flag,--name,VALUE) renders "--name VALUE" only when VALUE is set.
 flag = $(if $(strip $(2)),$(1) $(2),)
@@ -69,7 +71,8 @@ EVAL_FLAGS = $(call flag,--bench,$(BENCH)) $(call flag,--samples,$(SAMPLES)) $(c
 
 # Sharding and API models (MODEL=openai:<name>); see README "Sharded evaluation" and "API models".
 EVAL_FLAGS += $(call flag,--shard,$(SHARD)) $(call flag,--template,$(TEMPLATE)) \
-  $(call flag,--concurrency,$(CONCURRENCY)) $(call flag,--retries,$(RETRIES)) $(call flag,--api-cache,$(API_CACHE))
+  $(call flag,--concurrency,$(CONCURRENCY)) $(call flag,--retries,$(RETRIES)) $(call flag,--api-cache,$(API_CACHE)) \
+  $(call flag,--max-new-tokens,$(MAX_NEW_TOKENS)) $(call flag,--results-dir,$(RESULTS_DIR))
 
 DATA_FLAGS = $(call flag,--data,$(DATA)) $(call flag,--filter,$(FILTER)) $(call flag,--run,$(RUN)) \
   $(call flag,--seed,$(SEED)) $(call flag,--limit,$(LIMIT)) $(call flag,--workers,$(WORKERS)) $(call flag,--score,$(SCORE))
@@ -133,10 +136,12 @@ bench: ## speed and memory against the obvious baselines (ONLY=name,... SCALE=fu
 merge serve: $(INSTALLED)
 
 merge: ## join the shards of one SHARD=i/N evaluation (RUNS="a b ...") into one run folder (RUN= names it)
-	$(ITERTL) merge $(if $(strip $(RUNS)),$(RUNS),$(error set RUNS="<shard run> <shard run> ...")) $(call flag,--run,$(RUN))
+	$(ITERTL) merge $(if $(strip $(RUNS)),$(RUNS),$(error set RUNS="<shard run> <shard run> ...")) $(call flag,--run,$(RUN)) \
+	  $(call flag,--results-dir,$(RESULTS_DIR))
 
 serve: ## serve MODEL= (run folder or HF model folder) as an OpenAI-compatible endpoint on HOST:PORT (127.0.0.1:8000)
-	$(ITERTL) serve $(call flag,--model,$(MODEL)) $(call flag,--host,$(HOST)) $(call flag,--port,$(PORT))
+	$(ITERTL) serve $(call flag,--model,$(MODEL)) $(call flag,--host,$(HOST)) $(call flag,--port,$(PORT)) \
+	  $(call flag,--max-new-tokens,$(MAX_NEW_TOKENS))
 
 test: ## run the default test suite (fast; no slow or GPU tests)
 	$(PYTHON) -m pytest -m "not slow and not gpu" $(PYTEST_ARGS)

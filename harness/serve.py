@@ -10,8 +10,8 @@ are trained on the user turn alone.
 It listens on 127.0.0.1 unless HOST says otherwise; the endpoint has no authentication, so only bind it
 to another interface on a network you trust. One request is generated at a time (one model in memory).
 """
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI must see the request classes, defined in
+# build_app, as real types to read them from the request body.
 import argparse
 import threading
 import time
