@@ -133,6 +133,12 @@ bench: ## speed and memory against the obvious baselines (ONLY=name,... SCALE=fu
 	$(ITERTL) bench $(BENCH_FLAGS)
 
 .PHONY: merge serve
+# GPU_CHECK_ALLOW_CPU=1 (an environment variable, read by the script) runs the stages on the CPU.
+.PHONY: gpu-check
+gpu-check: $(INSTALLED) | tools
+gpu-check: ## the GPU path in one offline command, stage by stage with pass/fail and peak memory (RUN= names it)
+	$(PYTHON) -m harness.gpu_check $(call flag,--run,$(RUN))
+
 merge serve: $(INSTALLED)
 
 merge: ## join the shards of one SHARD=i/N evaluation (RUNS="a b ...") into one run folder (RUN= names it)
