@@ -6,19 +6,23 @@ Files (each written atomically into the run folder):
 * ``metrics.json``: pass@k, status counts, timings, simulator, benchmark and data hash, flags;
 * ``problems.csv``: task_id, n, c, pass@1 and the status counts of each problem;
 * ``junit.xml``: one testcase per problem, failing when none of its samples passes (so a
-  ``MODEL=reference`` self-check shows every broken problem in a CI report).
+  ``MODEL=reference`` self-check shows every broken problem in a CI report). Well-formed whatever a
+  design prints: characters XML 1.0 cannot hold (C0 controls, lone surrogates, U+FFFE/FFFF) are
+  written as visible escapes such as ``\x1b``.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from tasks.samples import atomic_write_text, write_samples
 
 OUTPUT_FILES = ("results.jsonl", "metrics.json", "problems.csv", "junit.xml")
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def write_outcome(outcome, folder: str | Path) -> list[str]:
@@ -41,8 +45,13 @@ def problems_csv(per_problem: list[dict]) -> str:
     return buf.getvalue()
 
 
+def xml_safe(text: str) -> str:
+    """``text`` with every character XML 1.0 cannot hold replaced by its Python escape (``\\x00``)."""
+    return _NOT_XML.sub(lambda m: ascii(m.group())[1:-1], text)
+
+
 def junit_xml(outcome) -> str:
-    bench = outcome.metrics.get("benchmark") or "benchmark"
+    bench = xml_safe(outcome.metrics.get("benchmark") or "benchmark")
     seconds: dict[str, float] = {}
     for row in outcome.results:
         seconds[row["task_id"]] = seconds.get(row["task_id"], 0.0) + (row.get("seconds") or 0.0)
@@ -50,12 +59,13 @@ def junit_xml(outcome) -> str:
     suite = ET.Element("testsuite", name=bench, tests=str(len(outcome.per_problem)),
                        failures=str(len(failed)), time=f"{outcome.metrics.get('wall_seconds', 0):.3f}")
     for r in outcome.per_problem:
-        case = ET.SubElement(suite, "testcase", classname=bench, name=r["task_id"],
+        case = ET.SubElement(suite, "testcase", classname=bench, name=xml_safe(r["task_id"]),
                              time=f"{seconds.get(r['task_id'], 0.0):.3f}")
         if r["c"] == 0:
             detail = ", ".join(f"{k}={v}" for k, v in sorted(r["statuses"].items())) or "no samples"
-            failure = ET.SubElement(case, "failure", message=f"0/{r['n']} samples passed ({detail})")
-            failure.text = _first_log(outcome.results, r["task_id"])
+            message = xml_safe(f"0/{r['n']} samples passed ({detail})")
+            failure = ET.SubElement(case, "failure", message=message)
+            failure.text = xml_safe(_first_log(outcome.results, r["task_id"]))
     ET.indent(suite)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
 
