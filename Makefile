@@ -24,6 +24,7 @@ RUN ?=
 FAIL_UNDER ?=
 WORKERS ?=
 TIMEOUT ?=
+MAX_LINE_BYTES ?=
 LIMIT ?=
 ALLOW_MISSING ?=
 TEMPERATURE ?=
@@ -66,7 +67,7 @@ flag = $(if $(strip $(2)),$(1) $(2),)
 EVAL_FLAGS = $(call flag,--bench,$(BENCH)) $(call flag,--samples,$(SAMPLES)) $(call flag,--model,$(MODEL)) \
   $(call flag,--problems,$(PROBLEMS)) $(call flag,--k,$(K)) $(call flag,--n,$(N)) $(call flag,--run,$(RUN)) \
   $(call flag,--fail-under,$(FAIL_UNDER)) $(call flag,--workers,$(WORKERS)) $(call flag,--timeout,$(TIMEOUT)) \
-  $(call flag,--limit,$(LIMIT)) $(if $(filter 1 yes true,$(ALLOW_MISSING)),--allow-missing,) \
+  $(call flag,--max-line-bytes,$(MAX_LINE_BYTES)) $(call flag,--limit,$(LIMIT)) $(if $(filter 1 yes true,$(ALLOW_MISSING)),--allow-missing,) \
   $(call flag,--temperature,$(TEMPERATURE)) $(call flag,--top-p,$(TOP_P)) $(call flag,--seed,$(SEED))
 
 # Sharding and API models (MODEL=openai:<name>); see README "Sharded evaluation" and "API models".
