@@ -7,7 +7,8 @@
 - equivalent rewrites passing (`tasks.rewrites`);
 - agreement with the official testbench on VerilogEval v1 Human's seeded mutants (`tasks.mutants`);
 - Rouge-L ties: of 120 single-fault mutants of synthetic training references, how many score 1.0
-  under each Rouge-L tokenizer (and how many the differential testbench passes).
+  under each Rouge-L tokenizer (and how many the differential testbench passes);
+- with --formal, agreement with Yosys (`tasks.formal`) on each reference and two of its mutants.
 Figures go into BENCHMARKS.md ("Equivalence score calibration"); the default tests assert the same
 floors on small subsets (tests/test_equivalence.py).
 """
@@ -194,6 +195,47 @@ def rouge_ties(items: list[Item], seed: int = 0) -> dict:
     return out
 
 
+def formal_agreement(items: list[Item], per_reference: int = 2, seed: int = 0, workers: int = 2) -> dict:
+    """Yosys (`tasks.formal`) against the differential simulation on the reference itself and
+    `per_reference` compiling mutants of each reference: agreement, the disagreements, and the cost."""
+    from tasks.formal import EQUIVALENT, UNKNOWN, formal_check
+
+    def one(item):
+        tid, ref, top = item
+        rng = random.Random(f"formal:{seed}:{tid}")
+        designs = [ref] + [m for m in (mutate(ref, rng) for _ in range(per_reference * 3))
+                           if m and normalize_code(m) != normalize_code(ref) and _compiles(m)][:per_reference]
+        started = time.monotonic()
+        sim = check_group(ref, designs, module=top)
+        sim_s = time.monotonic() - started
+        formal = [formal_check(ref, d, module=top) for d in designs]
+        return tid, ref, designs, sim, sim_s, formal
+    table, disagreements, unknown, excluded = Counter(), [], [], 0
+    sim_s = formal_s = 0.0
+    for tid, ref, designs, sim, s, formal in _map(one, items, workers):
+        if sim.excluded:
+            excluded += 1
+            continue
+        sim_s += s
+        for k, (d, v, f) in enumerate(zip(designs, sim.verdicts, formal)):
+            formal_s += f.seconds
+            if f.status == UNKNOWN:
+                unknown.append({"id": tid, "design": k, "log": f.log_tail[-200:]})
+                continue
+            key = ("equivalent" if f.status == EQUIVALENT else "different", "pass" if v.status == st.PASS else "fail")
+            table[key] += 1
+            if (key[0] == "equivalent") != (key[1] == "pass"):
+                disagreements.append({"id": tid, "design": k, "formal": f.status, "simulation": v.status,
+                                      "diff": _diff(ref, d)})
+    compared = sum(table.values())
+    return {"designs": compared + len(unknown), "compared": compared, "excluded_references": excluded,
+            "agreement": (compared - len(disagreements)) / compared if compared else None,
+            "table": {f"formal_{a}/simulation_{b}": c for (a, b), c in sorted(table.items())},
+            "formal_seconds_per_design": formal_s / max(1, compared + len(unknown)),
+            "simulation_seconds_per_design": sim_s / max(1, compared + len(unknown)),
+            "unknown": unknown, "disagreements": disagreements}
+
+
 def benchmark_items(bench: str) -> list[Item]:
     from tasks.benchmarks import load_benchmark
     return [(p.task_id, p.reference, p.dut_module) for p in load_benchmark(bench)]
@@ -222,6 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rtlcoder", default=None, help="rtlcoder-small JSONL (self-pass on its references)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--skip-official", action="store_true", help="skip the v1 Human agreement run")
+    parser.add_argument("--formal", action="store_true", help="also compare with Yosys (tasks.formal)")
     args = parser.parse_args(argv)
     w = args.workers
     report: dict = {}
@@ -239,6 +282,10 @@ def main(argv: list[str] | None = None) -> int:
         _write(args.out, report)
     report["rouge_ties/synthetic-train-120"] = rouge_ties(synthetic_items("train")[:120])
     _write(args.out, report)
+    if args.formal:
+        for name in ("synthetic", "verilog-eval-v1-human"):
+            report[f"formal/{name}"] = formal_agreement(sets[name], workers=w)
+            _write(args.out, report)
     if not args.skip_official:
         from tasks.benchmarks import load_benchmark
         report["official_agreement/verilog-eval-v1-human"] = official_agreement(
