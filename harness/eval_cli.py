@@ -1,10 +1,11 @@
 """`python -m harness eval`: score a samples file, or the reference self-check, on a benchmark.
 
 Flags mirror the Make variables (BENCH, SAMPLES, MODEL, PROBLEMS, K, RUN, RESULTS_DIR, FAIL_UNDER,
-WORKERS, TIMEOUT, ALLOW_MISSING, LIMIT). Everything the user gave is checked (benchmark, problems
-file, samples file, task ids, simulator) before a run folder is created, so bad input leaves no
-folder behind. After that, a failure leaves the folder with its ``.incomplete`` marker (or removes
-it when nothing but bookkeeping was written); only a finished evaluation drops the marker.
+WORKERS, TIMEOUT, MAX_LINE_BYTES, ALLOW_MISSING, LIMIT). Everything the user gave is checked
+(benchmark, problems file, samples file, task ids, simulator) before a run folder is created, so bad
+input leaves no folder behind. After that, a failure leaves the folder with its ``.incomplete``
+marker (or removes it when nothing but bookkeeping was written); only a finished evaluation drops
+the marker. The same command with the same RUN resumes such a folder (see `_open_run`).
 
 Samples come from ``--samples FILE``, from ``--model reference`` (each problem's reference as its
 completion: the harness's self-check), or from a model (`harness.model_eval`, the default), or through a
@@ -14,9 +15,11 @@ to `main_eval`; ``info`` (temperature, top_p, model id...) is merged into metric
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 
 from harness.provenance import eval_provenance
 from harness.report import try_build_report
@@ -24,6 +27,7 @@ from harness.runs import RunFolder, write_manifest
 from tasks.benchmarks import known_benchmarks, load_benchmark
 from tasks.evaluate import check_ids, evaluate
 from tasks.fetch import data_hash
+from tasks.jsonl import MAX_LINE_BYTES
 from tasks.reports import summary_table, write_outcome
 from tasks.shards import parse_shard, select_shard
 from tasks.verilog_eval import require_prompts
@@ -33,6 +37,8 @@ from verilog_tools.errors import UserError
 from verilog_tools.runner import Limits
 from verilog_tools.tools import check_simulator
 
+RESUMABLE_CHANGES = frozenset({"workers", "fail_under", "results_dir"})  # results stay the same
+MAX_TIMEOUT = 3600.0  # an hour per simulator step: far above any benchmark, finite for the timers
 GenerateSamples = Callable[[list, "EvalConfig"], "tuple[list[dict], dict]"]
 _generator: GenerateSamples | None = None
 
@@ -56,7 +62,10 @@ class EvalConfig:
     results_dir: str = field(default="results", metadata={"help": "where run folders go (RESULTS_DIR)"})
     fail_under: float | None = field(default=None, metadata={"help": "exit 1 if pass@1 is below this fraction (FAIL_UNDER)"})
     workers: int | None = field(default=None, metadata={"help": "parallel simulations; default: all cores (WORKERS)"})
-    timeout: float | None = field(default=None, metadata={"help": "seconds per simulator step, wall and CPU (TIMEOUT)"})
+    timeout: float | None = field(default=None, metadata={
+        "help": f"seconds per simulator step, wall and CPU, at most {MAX_TIMEOUT:g} (TIMEOUT)"})
+    max_line_bytes: int = field(default=MAX_LINE_BYTES, metadata={
+        "help": "longest samples.jsonl row read, in bytes; a longer one is an error (MAX_LINE_BYTES)"})
     allow_missing: bool = field(default=False, metadata={"help": "score problems without samples as failures (ALLOW_MISSING)"})
     limit: int | None = field(default=None, metadata={"help": "only the first N problems: a smoke run, flagged in metrics (LIMIT)"})
     n: int = field(default=1, metadata={"help": "samples per problem when generating from --model (N)"})
@@ -98,8 +107,10 @@ class EvalConfig:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name}: a positive integer, got {value}")
-        if self.timeout is not None and self.timeout <= 0:
-            raise ValueError(f"timeout: a positive number of seconds, got {self.timeout}")
+        if self.timeout is not None and not 0 < self.timeout <= MAX_TIMEOUT:  # NaN fails this too
+            raise ValueError(f"timeout: a number of seconds in (0, {MAX_TIMEOUT:g}], got {self.timeout}")
+        if self.max_line_bytes < 1:
+            raise ValueError(f"max_line_bytes: a positive integer, got {self.max_line_bytes}")
 
     def limits(self) -> Limits | None:
         return None if self.timeout is None else Limits(wall_seconds=self.timeout, cpu_seconds=self.timeout)
@@ -110,7 +121,7 @@ class EvalConfig:
 
 def parse_args(argv: list[str]) -> EvalConfig:
     parser = argparse.ArgumentParser(prog="python -m harness eval", description=__doc__.split("\n")[0])
-    types = {"fail_under": float, "workers": int, "timeout": float, "limit": int, "n": int,
+    types = {"fail_under": float, "workers": int, "timeout": float, "max_line_bytes": int, "limit": int, "n": int,
              "temperature": float, "top_p": float, "max_new_tokens": int, "seed": int,
              "concurrency": int, "retries": int}
     for f in fields(EvalConfig):
@@ -141,30 +152,57 @@ def main_eval(argv: list[str], *, generate_samples: GenerateSamples | None = Non
         resolve_model(config.model)  # a bad MODEL fails here, before any run folder exists
         generate = generate_for_eval
     check_simulator()  # a missing simulator is reported before any folder exists
-    run = RunFolder.create(config.results_dir, config.run, "eval")
+    run = _open_run(config)
     try:
-        write_manifest(run, config.to_dict(), data_hashes={config.bench: data_hash(problems)},
-                       argv=["eval", *argv])
-        if samples is None:
-            samples, info = _generate(config, problems, generate)
-            check_ids(problems, samples, config.allow_missing)
-        write_samples(run.path / "samples.jsonl", samples)
-        run.mark_done("samples", ["samples.jsonl"])
-        outcome = evaluate(problems, samples, workers=config.workers, limits=config.limits(),
-                           ks=config.ks, allow_missing=config.allow_missing, progress=sys.stderr.isatty())
-        outcome.metrics.update(info, limit=config.limit, smoke=config.limit is not None,
-                               model=config.model, samples_file=config.samples,
-                               allow_missing=config.allow_missing)
-        outcome.metrics.update(eval_provenance(config, problems, outcome.results, whole_hash))
-        run.mark_done("eval", write_outcome(outcome, run.path))
-    except BaseException:
-        run.abandon()
+        if not (run.path / "manifest.json").is_file():
+            write_manifest(run, config.to_dict(), data_hashes={config.bench: data_hash(problems)},
+                           argv=["eval", *argv])
+        if run.stage_done("samples"):  # resuming: the samples this run started with
+            samples = read_samples(run.path / "samples.jsonl", max_line_bytes=config.max_line_bytes)
+            info = run.state()["stages"]["samples"].get("details", info)
+        else:
+            if samples is None:
+                samples, info = _generate(config, problems, generate)
+                check_ids(problems, samples, config.allow_missing)
+            write_samples(run.path / "samples.jsonl", samples)
+            run.mark_done("samples", ["samples.jsonl"], details=info)
+        if not run.stage_done("eval"):
+            outcome = evaluate(problems, samples, workers=config.workers, limits=config.limits(),
+                               ks=config.ks, allow_missing=config.allow_missing, progress=sys.stderr.isatty())
+            outcome.metrics.update(info, limit=config.limit, smoke=config.limit is not None,
+                                   model=config.model, samples_file=config.samples,
+                                   allow_missing=config.allow_missing)
+            outcome.metrics.update(eval_provenance(config, problems, outcome.results, whole_hash))
+            run.mark_done("eval", write_outcome(outcome, run.path))
+    except BaseException as exc:
+        if not run.abandon() and isinstance(exc, KeyboardInterrupt):
+            print(f"eval interrupted: {run.path} keeps its samples; resume it with --run {run.path.name} "
+                  f"(RUN={run.path.name})", file=sys.stderr)
         raise
     run.finish()
     try_build_report(run.path)  # report.md beside metrics.json; a failure only warns
-    print(summary_table(outcome.metrics))
+    metrics = json.loads((run.path / "metrics.json").read_text())
+    print(summary_table(metrics))
     print(f"run folder: {run.path}")
-    return _exit_code(config, outcome.metrics)
+    return _exit_code(config, metrics)
+
+
+def _open_run(config: EvalConfig) -> RunFolder:
+    """A new run folder, or the unfinished one that ``--run`` names, reopened with the same config.
+
+    An eval run stopped by Ctrl-C, a crash or a kill keeps its ``.incomplete`` marker; the same
+    command resumes it, keeping its samples (generated ones are not sampled again) and redoing the
+    evaluation if it had not finished. A finished run is never touched.
+    """
+    name = config.run
+    path = Path(config.results_dir) / name if name else None
+    if path is None or "/" in name or name.startswith(".") or not path.is_dir():
+        return RunFolder.create(config.results_dir, name, "eval")  # also refuses bad names
+    if not (path / ".incomplete").exists():
+        raise UserError(f"run folder {path} already exists and is finished; choose another RUN name "
+                        f"or delete the folder")
+    defaults = {f.name: f.default for f in fields(EvalConfig)}
+    return RunFolder.resume(path, "eval", config.to_dict(), defaults, RESUMABLE_CHANGES)
 
 
 def _samples_before_run(config: EvalConfig, all_problems: list, problems: list):
@@ -172,7 +210,7 @@ def _samples_before_run(config: EvalConfig, all_problems: list, problems: list):
     ``(None, info)`` when a model must generate them."""
     info = {"temperature": None, "top_p": None}
     if config.samples is not None:
-        samples = read_samples(config.samples)
+        samples = read_samples(config.samples, max_line_bytes=config.max_line_bytes)
         check_ids(all_problems, samples, allow_missing=True)  # unknown ids, even beyond --limit
         if config.limit is not None or config.shard_spec is not None:
             keep = {p.task_id for p in problems}

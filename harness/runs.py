@@ -14,6 +14,7 @@ Two markers keep a folder honest:
 
 `RunFolder.abandon` (called on error) releases the lock and removes the folder only when nothing but
 this bookkeeping was written; a folder with any stage output is kept, marker and all, for resuming.
+`RunFolder.resume` reopens such a folder when it is asked for again with the same config.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from tasks.jsonl import dumps, dumps_line
 from tasks.samples import atomic_write_text
 from verilog_tools.errors import UserError
 
@@ -40,11 +42,11 @@ def now() -> str:
 
 
 def atomic_write_json(path: str | Path, data: object) -> Path:
-    return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    return atomic_write_text(path, dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def atomic_write_jsonl(path: str | Path, rows) -> Path:
-    return atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return atomic_write_text(path, "".join(map(dumps_line, rows)))
 
 
 def _pid_alive(pid: int) -> bool:
@@ -107,6 +109,39 @@ class RunFolder:
             raise UserError(f"{path} is not a run folder (no state.json); start a new run instead")
         run = cls(path, json.loads(state_file.read_text()).get("kind", "run"))
         run._acquire_lock()
+        return run
+
+    @classmethod
+    def resume(cls, path: str | Path, kind: str, config: dict, defaults: dict,
+               may_change=frozenset()) -> "RunFolder":
+        """Reopen the run of ``kind`` at ``path`` to go on with ``config``; locked, ``.incomplete``.
+
+        Refused (UserError) when ``path`` is no run folder of ``kind``, or when its manifest holds
+        another config: a field outside ``may_change`` differs (a field missing from an old
+        manifest counts as its value in ``defaults``). A folder killed before its manifest was
+        written holds no stage yet and is taken over; the caller then writes the manifest.
+        """
+        path = Path(path)
+        try:
+            state = json.loads((path / "state.json").read_text())
+        except (OSError, ValueError):
+            raise UserError(f"{path} exists but is not a run folder (no readable state.json); "
+                            f"choose another RUN") from None
+        if state.get("kind") != kind:
+            raise UserError(f"{path} is a {state.get('kind')} run, not a {kind} run; choose another RUN")
+        manifest = path / "manifest.json"
+        if manifest.is_file():
+            old = json.loads(manifest.read_text()).get("config", {})
+            changed = sorted(k for k, v in config.items()
+                             if k not in may_change and old.get(k, defaults.get(k)) != v)
+            if changed:
+                diff = ", ".join(f"{k}: {old.get(k)!r} -> {config[k]!r}" for k in changed)
+                raise UserError(f"run {path} was started with another config ({diff}); "
+                                f"use a new RUN name or the original settings")
+        elif state.get("stages"):
+            raise UserError(f"{path} has finished stages but no manifest.json; choose another RUN")
+        run = cls.open(path)
+        (run.path / ".incomplete").touch()  # until this resumed run finishes
         return run
 
     def finish(self) -> None:
@@ -188,13 +223,18 @@ class RunFolder:
     def stage_done(self, stage: str) -> bool:
         return bool(self.state()["stages"].get(stage, {}).get("done"))
 
-    def mark_done(self, stage: str, outputs: list[str] = ()) -> None:
-        """Record ``stage`` as finished; every output (relative path) must already exist."""
+    def mark_done(self, stage: str, outputs: list[str] = (), details: dict | None = None) -> None:
+        """Record ``stage`` as finished; every output (relative path) must already exist.
+
+        ``details`` (JSON) is kept with the stage, for a resumed run that skips it.
+        """
         missing = [o for o in outputs if not (self.path / o).exists()]
         if missing:
             raise RuntimeError(f"stage {stage}: outputs not written yet: {missing}")
         state = self.state()
         state["stages"][stage] = {"done": True, "outputs": list(outputs), "finished": now()}
+        if details is not None:
+            state["stages"][stage]["details"] = details
         atomic_write_json(self.path / "state.json", state)
 
     def __repr__(self) -> str:

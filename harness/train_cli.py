@@ -79,27 +79,14 @@ def open_run(cfg: TrainConfig, args: argparse.Namespace) -> RunFolder:
         write_manifest(run, cfg.to_dict(), seeds={"seed": cfg.seed}, argv=["train", *sys.argv[2:]])
         return run
     manifest = path / "manifest.json"
-    state = path / "state.json"
-    if not manifest.is_file() and state.is_file() and not json.loads(state.read_text()).get("stages"):
-        # Killed between creating the folder and writing its manifest: nothing ran yet, start it here.
-        run = RunFolder.open(path)
-        write_manifest(run, cfg.to_dict(), seeds={"seed": cfg.seed}, argv=["train", *sys.argv[2:]])
-        return run
-    if not manifest.is_file():
-        raise UserError(f"{path} exists but is not a training run (no manifest.json); choose another RUN")
-    old = json.loads(manifest.read_text()).get("config", {})
+    old_iters = json.loads(manifest.read_text()).get("config", {}).get("iters", 0) if manifest.is_file() else 0
+    if old_iters > cfg.iters:
+        raise UserError(f"run {path} already has iters={old_iters}; ITERS can only grow")
     # A field added to TrainConfig after the run started counts as its default (what the run used).
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    changed = sorted(k for k, v in cfg.to_dict().items()
-                     if old.get(k, defaults[k]) != v and k not in RESUMABLE_CHANGES)
-    if changed:
-        diff = ", ".join(f"{k}: {old.get(k)!r} -> {getattr(cfg, k)!r}" for k in changed)
-        raise UserError(f"run {path} was started with another config ({diff}); "
-                        f"use a new RUN name or the original settings")
-    if old.get("iters", 0) > cfg.iters:
-        raise UserError(f"run {path} already has iters={old['iters']}; ITERS can only grow")
-    run = RunFolder.open(path)
-    (run.path / ".incomplete").touch()  # until this resume (or extension) finishes
+    run = RunFolder.resume(path, "train", cfg.to_dict(), defaults, RESUMABLE_CHANGES)
+    if not manifest.is_file():  # killed between creating the folder and writing its manifest
+        write_manifest(run, cfg.to_dict(), seeds={"seed": cfg.seed}, argv=["train", *sys.argv[2:]])
     return run
 
 

@@ -212,3 +212,68 @@ def test_full_disk(tmp_path, file_limit):
                    "--results-dir", str(results), "--run", "r", preexec=small_disk)
     assert_user_error(proc, "cannot write", "disk")
     assert_no_complete_run(results)
+
+
+# --- issue 12's smaller defects ---------------------------------------------------------------------
+@pytest.mark.parametrize("timeout", ["nan", "inf", "-inf", "1e308", "0", "-1", "3601"])
+def test_timeout_must_be_finite_positive_and_bounded(tmp_path, timeout):
+    proc = harness("eval", "--bench", "synthetic", "--model", "reference", "--limit", "1",
+                   f"--timeout={timeout}", "--results-dir", str(tmp_path / "results"))
+    assert_user_error(proc, "timeout", "3600")
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_lone_surrogate_in_one_completion_is_that_sample_s_outcome(tmp_path):
+    """A JSON ``"\\ud800"`` is valid JSON but no UTF-8 text: reading, scoring and every output file
+    must carry it (escaped), never stop the eval."""
+    from tasks.benchmarks import load_benchmark
+    problem = load_benchmark("synthetic")[0]
+    good = problem.reference_completion()
+    rows = [{"task_id": problem.task_id, "completion": good},
+            {"task_id": problem.task_id, "completion": "\ud800"},
+            {"task_id": problem.task_id, "completion": good.replace("endmodule", "wire \udfff;\nendmodule")}]
+    samples = write(tmp_path / "s.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    proc = eval_samples(tmp_path, samples, "--limit", "1", "--run", "r", "--k", "1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    run = tmp_path / "results" / "r"
+    for name in ("samples.jsonl", "results.jsonl"):
+        got = [json.loads(line) for line in (run / name).read_bytes().decode("utf-8").split("\n") if line]
+        assert [r["completion"] for r in got] == [r["completion"] for r in rows], name
+    results = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    assert [r["status"] == "pass" for r in results] == [True, False, False]
+    import xml.etree.ElementTree as ET
+    ET.parse(run / "junit.xml")
+
+
+def _max_rss_kib_of(tmp_path, *args):
+    """Run the harness; return (process, its peak RSS in KiB) without adding a line to its stderr."""
+    rss = tmp_path / "rss"
+    code = ("import resource, sys; from harness.cli import main; rc = main(sys.argv[1:]); "
+            f"open({str(rss)!r}, 'w').write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)); "
+            "sys.exit(rc)")
+    proc = harness(*args, code=code)
+    return proc, int(rss.read_text())
+
+
+def test_a_huge_samples_line_is_refused_without_reading_it(tmp_path):
+    """A 2 GB line (a sparse file: no disk used) stops at the 16 MiB bound, not at 4 GB of RSS."""
+    from tasks.benchmarks import load_benchmark
+    row = json.dumps({"task_id": load_benchmark("synthetic")[0].task_id, "completion": "x"})
+    samples = tmp_path / "s.jsonl"
+    with samples.open("w") as fh:
+        fh.write(row + "\n" + '{"task_id": "a", "completion": "')
+        fh.truncate(2 * 2**30)
+    proc, rss_kib = _max_rss_kib_of(tmp_path, "eval", "--bench", "synthetic", "--samples", str(samples),
+                                    "--results-dir", str(tmp_path / "results"))
+    assert_user_error(proc, f"{samples}:2", "longer than")
+    assert rss_kib < 600_000, f"peak RSS {rss_kib} KiB: the line was read into memory"
+    assert not (tmp_path / "results").exists()
+
+
+def test_the_line_bound_is_configurable(tmp_path):
+    from tasks.benchmarks import load_benchmark
+    row = {"task_id": load_benchmark("synthetic")[0].task_id, "completion": "x" * 300}
+    samples = write(tmp_path / "s.jsonl", json.dumps(row) + "\n")
+    assert_user_error(eval_samples(tmp_path, samples, "--max-line-bytes", "200"), f"{samples}:1", "200 bytes")
+    proc = eval_samples(tmp_path, samples, "--limit", "1", "--max-line-bytes", "400")
+    assert proc.returncode == 0, proc.stderr[-2000:]

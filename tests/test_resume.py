@@ -219,3 +219,47 @@ def test_eval_killed_midway_then_rerun_gives_the_same_results(tmp_path, seed, v1
     assert rows("again") == rows("reference")
     metrics = lambda run: json.loads((tmp_path / "results" / run / "metrics.json").read_text())  # noqa: E731
     assert metrics("again")["pass_at_k"] == metrics("reference")["pass_at_k"]
+
+
+def test_eval_interrupted_by_sigint_resumes_in_the_same_run(tmp_path):
+    """Issue 12: after Ctrl-C, eval said "rerun the same command to resume" and the rerun was refused.
+    The rerun now resumes the same folder, keeping the samples it had written."""
+    results = tmp_path / "results"
+    argv = [sys.executable, "-m", "harness", "eval", "--bench", "synthetic", "--model", "reference",
+            "--limit", "40", "--workers", "1", "--k", "1", "--run", "r", "--results-dir", str(results)]
+    run = results / "r"
+    proc = start(argv)
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and "samples" not in done_stages(run) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "eval ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-2000:]
+    assert "--run r" in stderr and "Traceback" not in stderr
+    assert (run / ".incomplete").exists() and not (run / ".lock").exists()
+    assert set(done_stages(run)) == {"samples"} and not (run / "metrics.json").exists()
+    samples_written = (run / "samples.jsonl").stat().st_mtime_ns
+
+    finish(argv)
+    assert (run / "samples.jsonl").stat().st_mtime_ns == samples_written, "the samples were written again"
+    assert not (run / ".incomplete").exists() and not (run / ".lock").exists()
+    check_done_outputs(run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["samples"] == 40 and metrics["pass_at_k"] == {"pass@1": 1.0}
+    assert json.loads((run / "manifest.json").read_text())["finished"]
+
+    again = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and "already exists and is finished" in again.stderr, again.stderr
+
+
+def test_eval_resume_refuses_another_config(tmp_path):
+    results = tmp_path / "results"
+    argv = [sys.executable, "-m", "harness", "eval", "--bench", "synthetic", "--model", "reference",
+            "--limit", "2", "--run", "r", "--results-dir", str(results)]
+    finish(argv)
+    (results / "r" / ".incomplete").touch()   # as if it had been interrupted
+    other = subprocess.run([*argv, "--limit", "3"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert other.returncode == 2 and "limit: 2 -> 3" in other.stderr, other.stderr
+    finish([*argv, "--workers", "1"])   # a setting that does not change results may differ
+    assert not (results / "r" / ".incomplete").exists()
