@@ -225,5 +225,7 @@ def data_hash(problems) -> str:
     for p in sorted(problems, key=lambda p: p.task_id):
         row = [p.task_id, p.benchmark, p.description, p.header, p.reference, p.testbench, p.top,
                p.dut_module, p.completion_mode]
+        if getattr(p, "data_files", None):  # files the testbench reads (RTLLM) count as its data too
+            row.append({name: hashlib.sha256(data).hexdigest() for name, data in sorted(p.data_files.items())})
         digest.update(json.dumps(row, ensure_ascii=False).encode() + b"\n")
     return "sha256:" + digest.hexdigest()

@@ -124,11 +124,14 @@ def merge_metrics(metrics: list[dict], results: list[list[dict]], names: list[st
         reference_time_limited=sorted(t for m in metrics for t in m.get("reference_time_limited", [])),
         wall_seconds=round(sum(m.get("wall_seconds", 0) for m in metrics), 3),
         tool_cpu_seconds=round(sum(m.get("tool_cpu_seconds", 0) for m in metrics), 3),
-        merged_from=names, smoke=any(m.get("smoke") for m in metrics),
+        merged_from=names, smoke=any(m.get("smoke") for m in metrics), workers=first.get("workers"),
     )
     merged.update(pass_metrics(per_problem, ks))
     merged.update(syntax_pass_metrics(grouped, order, ks))
-    for key in ("git", "containment", "temperature", "top_p", "model_resolved", "token_usage"):
+    for key in ("git", "containment", "temperature", "top_p", "model_resolved"):
         values = [m.get(key) for m in metrics]
         merged[key] = values[0] if all(v == values[0] for v in values) else values
+    usages = [m["token_usage"] for m in metrics if m.get("token_usage")]
+    if usages:  # API runs: what the shards requested and took from the cache, summed
+        merged["token_usage"] = {k: sum(u.get(k, 0) for u in usages) for k in usages[0]}
     return joined, per_problem, merged
