@@ -84,6 +84,9 @@ class EvalConfig:
         if self.concurrency < 1 or self.retries < 0:
             raise ValueError(f"concurrency/retries: need concurrency >= 1 and retries >= 0, "
                              f"got {self.concurrency}/{self.retries}")
+        from harness.api_sampler import TEMPLATES
+        if self.template not in TEMPLATES:
+            raise ValueError(f"template: unknown prompt template {self.template!r}; known: {', '.join(TEMPLATES)}")
         if self.problems and self.bench == EvalConfig.bench:
             self.bench = "file"
         if self.bench not in known_benchmarks():

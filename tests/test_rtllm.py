@@ -66,3 +66,37 @@ def test_reference_self_check_fails_only_the_documented_designs(problems):
     failing = {r["task_id"] for r in outcome.results if r["status"] != st.PASS}
     assert failing == set(rtllm.KNOWN_REFERENCE_FAILURES), failing
     assert outcome.metrics["pass_at_k"]["pass@1"] == pytest.approx(46 / 50)
+
+
+def _tarball(src, dest, tamper: bool = False):
+    import tarfile
+    with tarfile.open(dest, "w:gz") as tar:
+        tar.add(src, arcname=f"RTLLM-{rtllm.COMMIT}")
+        if tamper:
+            import io
+            data = b"module testbench; endmodule\n"
+            info = tarfile.TarInfo(f"RTLLM-{rtllm.COMMIT}/Arithmetic/Adder/adder_8bit/testbench.v")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+@pytest.mark.parametrize("tamper", [False, True])
+def test_online_fetch_extracts_the_pinned_tree_and_checks_its_hash(rtllm_dir, tmp_path, monkeypatch, tamper):
+    import shutil
+
+    from tasks import fetch
+    from verilog_tools.errors import UserError
+    archive = tmp_path / "upstream.tar.gz"
+    _tarball(rtllm_dir, archive, tamper)
+    urls = []
+    monkeypatch.setattr(fetch, "download", lambda url, dest: (urls.append(url), shutil.copy(archive, dest)))
+    monkeypatch.delenv("RTLLM_V2_DIR", raising=False)
+    monkeypatch.setenv("ITERTL_CACHE", str(tmp_path / "cache"))
+    if tamper:
+        with pytest.raises(UserError, match="failed its hash check"):
+            fetch.dataset_dir("rtllm-v2")
+        assert not any((tmp_path / "cache").glob("rtllm-v2-*"))   # nothing half-checked is kept
+        return
+    root = fetch.dataset_dir("rtllm-v2")
+    assert urls == [f"https://codeload.github.com/hkust-zhiyao/RTLLM/tar.gz/{rtllm.COMMIT}"]
+    assert len(rtllm.load_rtllm_v2(root)) == 50 and fetch.dataset_dir("rtllm-v2") == root   # cached now
