@@ -19,6 +19,7 @@ import yaml
 from tasks.evaluate import evaluate
 from tasks.problem import Problem
 from tasks.records import TrainingRecord
+from verilog_tools import checker
 from verilog_tools.container import release_scratch
 from verilog_tools.icarus import SimLimits
 
@@ -134,6 +135,7 @@ def sandbox(tmp_path, monkeypatch):
     tmp_root = set(os.listdir("/tmp"))
     yield work, canary
     release_scratch()   # the scratch folder of this TMPDIR and its reaper go now, not at exit
+    checker.shutdown()  # and the policy's worker processes
     canary.check()
     assert list(work.iterdir()) == [], f"left in the sample-dir parent: {sorted(work.iterdir())}"
     assert not [n for n in set(os.listdir("/tmp")) - tmp_root if "pwned" in n]
@@ -151,6 +153,7 @@ def settled_leftovers(watched: Path, grace: float = 3.0) -> list[str]:
 
 def _check_after(work: Path, canary: Canary) -> None:
     release_scratch()
+    checker.shutdown()
     canary.check()
     assert settled_leftovers(work) == []
     assert list(work.iterdir()) == []

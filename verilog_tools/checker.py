@@ -169,7 +169,20 @@ class _Pool:
         return ok, value
 
 
+    def shutdown(self) -> None:
+        """Stop every idle worker (the next call starts new ones)."""
+        while not self.idle.empty():
+            self.idle.get().kill()
+            with self.lock:
+                self.count -= 1
+
+
 _pool = _Pool()
+
+
+def shutdown() -> None:
+    """Stop the checker's worker processes now (they also end by themselves when the harness does)."""
+    _pool.shutdown()
 _tb_cache: dict[str, frozenset[str]] = {}
 
 

@@ -20,6 +20,7 @@ module tb();
   stimulus_gen stim1(.clk(clk), .a(a), .b(b));
   reference_module good1(.a(a), .b(b), .y(y_ref));
   top_module top_module1(.a(a), .b(b), .y(y_dut));
+  task clear_errors; stats1.errors = 0; endtask   // reachable upward by name: the policy must refuse that
   final $display("Mismatches: %1d in %1d samples", stats1.errors, stats1.clocks);
   always @(posedge clk, negedge clk) begin
     stats1.clocks++;
