@@ -7,14 +7,17 @@ SUDO ?= $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: tools tools-clean
 
-tools: ## ensure Icarus Verilog 12.0 (built into .tools/iverilog-12 unless PATH has 12.x) and Verilator
+tools: ## ensure Icarus Verilog 12.0 (built into .tools/iverilog-12 unless PATH has 12.x), Verilator and bubblewrap
 	tools/build_iverilog.sh
-	@if ! command -v verilator >/dev/null; then \
-	  echo "tools: installing verilator from apt"; \
+	@missing=""; command -v verilator >/dev/null || missing=" verilator"; \
+	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
+	if [ -n "$$missing" ]; then \
+	  echo "tools: installing$$missing from apt"; \
 	  $(SUDO) apt-get update -qq; \
-	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends verilator; \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 	@echo "tools: verilator in use: $$(command -v verilator) ($$(verilator --version))"
+	@echo "tools: bubblewrap in use (the simulators' containment): $$(command -v bwrap) ($$(bwrap --version))"
 ifneq ($(wildcard verilog_tools/tools.py),)
 	@$(PYTHON) -c 'from verilog_tools.tools import tool_versions; print("tools: the suite runs with", tool_versions())'
 endif

@@ -37,10 +37,14 @@ stamp_text="iverilog $VERSION sha256=$SHA256 prefix=$prefix"
 say() { echo "tools: $*"; }
 die() { echo "error: $*" >&2; exit 2; }
 
+version_line() {  # version_line IVERILOG_BINARY -> the first line of `-V` (no pipe: under pipefail,
+    local out        # `-V | head -n 1` can kill iverilog with SIGPIPE and fail)
+    out=$("$1" -V 2>/dev/null) || true
+    echo "${out%%$'\n'*}"
+}
+
 is_v12() {  # is_v12 IVERILOG_BINARY -> success when `-V` reports 12.x
-    local first
-    first=$("$1" -V 2>/dev/null | head -n 1) || return 1
-    [[ $first =~ ^Icarus\ Verilog\ version\ 12\. ]]
+    [[ $(version_line "$1") =~ ^Icarus\ Verilog\ version\ 12\. ]]
 }
 
 debian_mirror() {
@@ -140,13 +144,13 @@ build_into_prefix() {
 
 main() {
     if [[ -n ${ITERTL_TOOLS_DIR:-} && -x $ITERTL_TOOLS_DIR/iverilog ]] && is_v12 "$ITERTL_TOOLS_DIR/iverilog"; then
-        say "using \$ITERTL_TOOLS_DIR/iverilog: $("$ITERTL_TOOLS_DIR/iverilog" -V 2>/dev/null | head -n 1)"
+        say "using \$ITERTL_TOOLS_DIR/iverilog: $(version_line "$ITERTL_TOOLS_DIR/iverilog")"
         return
     elif [[ -x $prefix/bin/iverilog && "$(cat "$prefix/.itertl-stamp" 2>/dev/null)" == "$stamp_text" ]] \
         && is_v12 "$prefix/bin/iverilog"; then
         say "iverilog $VERSION already built in $prefix"
     elif command -v iverilog >/dev/null && is_v12 "$(command -v iverilog)"; then
-        say "using $(command -v iverilog) from PATH: $(iverilog -V 2>/dev/null | head -n 1)"
+        say "using $(command -v iverilog) from PATH: $(version_line "$(command -v iverilog)")"
         return
     else
         mkdir -p "$(dirname "$prefix")"
@@ -159,7 +163,7 @@ main() {
             build_into_prefix "$archive"
         fi
     fi
-    say "iverilog in use: $prefix/bin/iverilog ($("$prefix/bin/iverilog" -V 2>/dev/null | head -n 1))"
+    say "iverilog in use: $prefix/bin/iverilog ($(version_line "$prefix/bin/iverilog"))"
 }
 
 main "$@"
