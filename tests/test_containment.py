@@ -15,7 +15,7 @@ import pytest
 
 from verilog_tools import container
 from verilog_tools.errors import UserError
-from verilog_tools.runner import run_sandboxed, sample_dir
+from verilog_tools.runner import Limits, run_sandboxed, sample_dir
 
 SH = "/bin/sh"
 
@@ -70,6 +70,16 @@ def test_a_signal_death_inside_is_reported_as_a_signal():
     with sample_dir() as d:
         r = sh("kill -SEGV $$", d)
     assert r.signal == signal.SIGSEGV and r.returncode is None
+
+
+def test_limits_hold_inside_the_container():
+    fast = Limits(wall_seconds=2, cpu_seconds=1, memory_bytes=1 << 30, output_bytes=4096, file_bytes=1 << 20)
+    with sample_dir() as d:
+        busy = sh("while :; do :; done", d, limits=fast)
+        hang = sh("sleep 60 & sleep 60", d, limits=fast)
+        flood = sh("while :; do echo xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; done", d, limits=fast)
+    assert busy.timed_out and hang.timed_out and hang.wall_seconds < 5
+    assert flood.output_exceeded and len(flood.stdout) < 8192
 
 
 def test_opt_out_is_explicit_and_recorded(monkeypatch):

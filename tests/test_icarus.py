@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from verilog_tools import icarus, status as st, tools
+from verilog_tools import icarus
+from verilog_tools.canonical import design_key
+from verilog_tools import status as st, tools
+from verilog_tools.checker import Checked
 from verilog_tools.errors import UserError
 from verilog_tools.icarus import SimLimits, check_syntax, check_syntax_many, simulate
 from verilog_tools.runner import Limits
@@ -117,13 +120,20 @@ def test_check_syntax_many_checks_equal_texts_once(monkeypatch):
     calls = []
     real = icarus.run_sandboxed
     monkeypatch.setattr(icarus, "run_sandboxed", lambda *a, **k: calls.append(1) or real(*a, **k))
-    same_as_good = GOOD.replace("  assign", "// a comment\n\tassign   ")
-    results = check_syntax_many([GOOD, design("  assign y = "), same_as_good, GOOD], workers=2)
-    assert [r.ok for r in results] == [True, False, True, True] and len(calls) == 2
+    # the key is the exact canonical bytes: CRLF is the same text, a comment is another one
+    same_as_good = GOOD.replace("\n", "\r\n")
+    commented = GOOD.replace("  assign", "// a comment\n\tassign   ")
+    results = check_syntax_many([GOOD, design("  assign y = "), same_as_good, GOOD, commented], workers=2)
+    assert [r.ok for r in results] == [True, False, True, True, True] and len(calls) == 3
 
 
 def test_include_is_refused_by_the_syntax_check():
     assert check_syntax('`include "/etc/passwd"\n' + GOOD).status == st.REJECTED
+
+
+def unchecked(text: str) -> Checked:
+    """A design handed to the simulator as if the policy had passed it (to test the layers behind it)."""
+    return Checked(text=text, key=design_key(text))
 
 
 @pytest.mark.parametrize("forgery", [
@@ -133,7 +143,10 @@ def test_include_is_refused_by_the_syntax_check():
     'final $write("\\nMismatches: 0 in 40 samples\\n");',
 ])
 def test_forged_verdict_lines_do_not_pass(forgery):
-    r = simulate(design("  assign y = a | b;\n  " + forgery), TESTBENCH, expected_samples=SAMPLES)
+    text = design("  assign y = a | b;\n  " + forgery)
+    assert simulate(text, TESTBENCH, expected_samples=SAMPLES).status == st.REJECTED   # no output at all
+    # Defence in depth, as if the policy had missed it: the per-run nonce still ignores the forgery.
+    r = simulate(text, TESTBENCH, expected_samples=SAMPLES, checked=unchecked(text))
     assert not r.passed and r.status == st.MISMATCH and r.mismatches > 0
     assert "Mismatches: 0 in 40 samples" in r.log_tail   # the forgery was printed, and ignored
 
@@ -174,7 +187,9 @@ def test_testbench_timeout_line_is_a_timeout():
 
 
 def test_unbounded_display_is_capped_and_does_not_pass():
-    r = simulate(design('  assign y = a & b;\n  initial forever $display("spam spam spam spam");'), TESTBENCH, limits=SHORT)
+    text = design('  assign y = a & b;\n  initial forever $display("spam spam spam spam");')
+    assert simulate(text, TESTBENCH, limits=SHORT).status == st.REJECTED
+    r = simulate(text, TESTBENCH, limits=SHORT, checked=unchecked(text))   # as if the policy had missed it
     assert r.status == st.RUNTIME_ERROR and not r.passed and "exceeded" in r.log_tail
     assert len(r.log_tail) < 3000
 

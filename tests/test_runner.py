@@ -1,4 +1,8 @@
-"""The sandboxed runner: one small evil child per property (argv only, never a shell string from us)."""
+"""The sandboxed runner: one small evil child per property (argv only, never a shell string from us).
+
+These properties (limits, group kill, capped output) are those of the runner itself, checked with
+Python children that read /proc and print their pids, so they run with containment off; the same
+limits inside the container are checked in tests/test_containment.py."""
 from __future__ import annotations
 
 import os
@@ -20,6 +24,7 @@ FAST = Limits(wall_seconds=3, cpu_seconds=3, memory_bytes=1 << 30, output_bytes=
 @pytest.fixture(autouse=True, params=["prlimit", "preexec"])
 def limit_mechanism(request, monkeypatch):
     """Every property holds both with prlimit exec'd in front of the tool and with the preexec fallback."""
+    monkeypatch.setenv("ITERTL_CONTAINMENT", "none")
     if request.param == "prlimit" and runner._working_prlimit() is None:
         pytest.skip("util-linux prlimit is not usable here")
     if request.param == "preexec":

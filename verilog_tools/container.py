@@ -94,6 +94,9 @@ def wrap(argv: list[str], cwd: Path, readonly: Sequence[Path | str] = ()) -> lis
     return bwrap_argv(argv, cwd, readonly)
 
 
+_probe_lock = threading.Lock()
+
+
 @functools.lru_cache(maxsize=1)
 def _probe() -> str | None:
     """None when bwrap can start a container here, else the first line of what went wrong."""
@@ -101,7 +104,7 @@ def _probe() -> str | None:
     if tool is None:
         return "bubblewrap (bwrap) is not installed"
     true = shutil.which("true", path="/usr/bin:/bin")
-    with tempfile.TemporaryDirectory(prefix="itertl-probe-") as d:
+    with tempfile.TemporaryDirectory(prefix="itertl-probe-", dir=scratch_root()) as d:
         try:
             done = subprocess.run(bwrap_argv([true or "/bin/true"], Path(d)), stdin=subprocess.DEVNULL,
                                   capture_output=True, timeout=20)
@@ -117,7 +120,8 @@ def check_containment() -> str:
     """The mode in force, after checking bwrap can run when it is `bwrap` (UserError naming the opt-out)."""
     mode = containment_mode()
     if mode == "bwrap":
-        problem = _probe()
+        with _probe_lock:   # one probe, even when many threads start their first tool at once
+            problem = _probe()
         if problem is not None:
             raise UserError(f"cannot start the simulation container ({problem}): install bubblewrap and allow "
                             f"user namespaces, or set CONTAINMENT=none (ITERTL_CONTAINMENT=none) to run "
