@@ -82,7 +82,7 @@ def evaluate(problems: list[Problem], samples: list[dict], *, workers: int | Non
         contexts = {p.task_id: context_for(p.testbench, getattr(p, "external_modules", ())) for p in problems}
         timeout = as_sim_limits(limits).compile_wall_seconds
         ref_checks = dict(zip([p.task_id for p in scored], pool.map(
-            lambda p: check_design(p.reference, contexts[p.task_id], timeout=timeout), scored)))
+            lambda p: _check_reference(p, contexts[p.task_id], timeout), scored)))
         refs = dict(zip(ref_checks, _run_all(pool, [(p, ref_checks[p.task_id], None) for p in scored],
                                              limits, "references", progress)))
         # A reference whose run reaches the testbench's own TIMEOUT with a clean verdict still defines
@@ -118,6 +118,15 @@ def evaluate(problems: list[Problem], samples: list[dict], *, workers: int | Non
     }
     metrics.update(pass_metrics(per_problem, ks))
     return EvalOutcome(results=results, per_problem=per_problem, metrics=metrics)
+
+
+def _check_reference(problem: Problem, context, timeout: float) -> Checked:
+    """The reference through the very path a sample takes (its completion form, extracted and made
+    canonical), so that a sample holding the reference is the same text and shares its simulation."""
+    checked = check_completion(problem.reference_completion(), header=problem.header,
+                               mode=problem.completion_mode, module_name=problem.dut_module,
+                               context=context, timeout=timeout)
+    return check_design(problem.reference, context, timeout=timeout) if checked.no_code else checked
 
 
 def _check_all(pool, samples, by_id, contexts, timeout: float, progress: bool) -> list[Checked]:
