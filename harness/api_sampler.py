@@ -6,7 +6,8 @@
 * Prompts go through a named, versioned template (`TEMPLATES`); each sample row records the template id
   and the sha256 of the exact request prompt (messages or text).
 * One request per (problem, sample index), ``n`` indexes per problem, each with its own seed derived from
-  SEED (servers that honour ``seed`` give reproducible samples); ``concurrency`` requests in flight.
+  SEED and the task id (`request_seed`; servers that honour ``seed`` give reproducible samples, the same
+  in a shard as unsharded); ``concurrency`` requests in flight.
 * Rate limits (429), server errors (5xx), timeouts and dropped connections are retried up to ``retries``
   times with exponential backoff and jitter; other API errors are the user's to fix (one line).
 * Every completion is stored, as soon as it arrives, in a SQLite cache keyed by (endpoint, model,
@@ -113,6 +114,12 @@ def request_key(endpoint: str, model: str, template: str, rendered, settings: di
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def request_seed(seed: int, task_id: str, index: int) -> int:
+    """The ``seed`` sent with sample ``index`` of ``task_id``: from the task's id, not its position, so a
+    shard (SHARD=i/N) requests exactly what the unsharded run requests."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{task_id}:{index}".encode()).digest()[:4], "big") >> 1
+
+
 def _retryable(exc: Exception) -> bool:
     import openai
     if isinstance(exc, (openai.RateLimitError, openai.APITimeoutError, openai.APIConnectionError)):
@@ -140,7 +147,6 @@ def sample_api(problems: list, config, *, cache_path: str | Path, request_timeou
                base_delay: float = 1.0) -> tuple[list[dict], dict]:
     """samples.jsonl rows for ``problems`` from ``config.model`` (``openai:<name>``), and usage info."""
     import openai
-    from harness.sampling import completion_seed
     from tasks.prompts import build_prompt
     model = config.model[len(PREFIX):]
     template = TEMPLATES.get(config.template)
@@ -155,13 +161,13 @@ def sample_api(problems: list, config, *, cache_path: str | Path, request_timeou
     usage = {"requests": 0, "cached": 0, "prompt_tokens": 0, "completion_tokens": 0}
     lock = threading.Lock()
 
-    def one(i: int, problem, j: int) -> dict:
+    def one(problem, j: int) -> dict:
         rendered = template.render(problem.prompt or build_prompt(problem))
         ckey = request_key(endpoint, model, template.id, rendered, settings, j)
         text = cache.get(ckey)
         if text is None:
             kwargs = dict(model=model, temperature=config.temperature, top_p=config.top_p,
-                          max_tokens=config.max_new_tokens, seed=completion_seed(config.seed, i, j) % 2**31, n=1)
+                          max_tokens=config.max_new_tokens, seed=request_seed(config.seed, problem.task_id, j), n=1)
             if template.kind == "chat":
                 reply = call_with_retries(lambda: client.chat.completions.create(messages=rendered, **kwargs),
                                           config.retries, base_delay)
@@ -182,7 +188,7 @@ def sample_api(problems: list, config, *, cache_path: str | Path, request_timeou
         return {"task_id": problem.task_id, "completion_id": j, "completion": text,
                 "prompt_template": template.id, "prompt_sha256": prompt_sha256(rendered)}
 
-    jobs = [(i, p, j) for i, p in enumerate(problems) for j in range(config.n)]
+    jobs = [(p, j) for p in problems for j in range(config.n)]
     try:
         with ThreadPoolExecutor(max_workers=config.concurrency) as pool:
             futures = [pool.submit(one, *job) for job in jobs]
