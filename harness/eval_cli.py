@@ -166,6 +166,7 @@ def main_eval(argv: list[str], *, generate_samples: GenerateSamples | None = Non
         else:
             if samples is None:
                 samples, info = _generate(config, problems, generate)
+                _record_token_usage(run, info)
                 check_ids(problems, samples, config.allow_missing)
             write_samples(run.path / "samples.jsonl", samples)
             run.mark_done("samples", ["samples.jsonl"], details=info)
@@ -233,6 +234,13 @@ def _generate(config: EvalConfig, problems: list, generate: GenerateSamples):
     samples, info = generate(problems, config)
     rows = [check_sample_row(row, f"generated sample {i}") for i, row in enumerate(samples)]
     return assign_completion_ids(rows), {"temperature": None, "top_p": None, **info}
+
+
+def _record_token_usage(run: RunFolder, info: dict) -> None:
+    """API models: what sampling cost (requests, cache hits, tokens) goes into manifest.json too."""
+    if info.get("token_usage"):
+        manifest = json.loads((run.path / "manifest.json").read_text())
+        run.write_json("manifest.json", {**manifest, "token_usage": info["token_usage"]})
 
 
 def _exit_code(config: EvalConfig, metrics: dict) -> int:

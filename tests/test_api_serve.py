@@ -145,6 +145,7 @@ def test_eval_through_make_serve_resumes_from_the_cache_after_the_server_dies(tm
     usage = metrics["token_usage"]
     assert usage["cached"] == cached and usage["requests"] == 12 - cached   # nothing was paid twice
     assert usage["completion_tokens"] > 0 and metrics["samples"] == 12
+    assert json.loads((run / "manifest.json").read_text())["token_usage"] == usage
     assert metrics["sampling"]["template"] == "chat/v1" and metrics["prompt_template"] == "chat/v1"
     rows = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
     assert all(r["prompt_sha256"].startswith("sha256:") for r in rows)

@@ -58,3 +58,22 @@ def test_v1_rows_without_description_score_but_cannot_prompt(tmp_path, v1_dir):
     with pytest.raises(UserError, match="no description for task 'gatesv'.*'description' field") as err:
         main_eval(["--problems", str(example), "--model", "some-model", "--results-dir", str(tmp_path)])
     assert "\n" not in str(err.value) and not any(tmp_path.iterdir())
+
+
+def test_generated_samples_leave_provenance_in_rows_metrics_and_manifest(tmp_path):
+    def generate(problems, config):
+        rows = [{"task_id": p.task_id, "completion_id": j, "completion": p.reference_completion(),
+                 "prompt_template": "chat/v1", "prompt_sha256": "sha256:00"} for p in problems for j in range(2)]
+        return rows, {"temperature": 0.5, "top_p": 0.9, "token_usage": {"requests": 4, "cached": 0}}
+    argv = ["--bench", "synthetic", "--limit", "2", "--model", "openai:fake", "--n", "2", "--temperature", "0.5",
+            "--top-p", "0.9", "--k", "1,2", "--results-dir", str(tmp_path), "--run", "gen"]
+    assert main_eval(argv, generate_samples=generate) == 0
+    run = tmp_path / "gen"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["sampling"] == {"n": 2, "temperature": 0.5, "top_p": 0.9, "seed": 0, "max_new_tokens": 1024,
+                                   "template": "chat/v1"}
+    assert metrics["prompt_template"] == "chat/v1" and metrics["model"] == "openai:fake"
+    assert metrics["syntax_pass_at_k"]["pass@2"] == metrics["pass_at_k"]["pass@2"] == 1.0
+    assert json.loads((run / "manifest.json").read_text())["token_usage"] == {"requests": 4, "cached": 0}
+    row = json.loads((run / "results.jsonl").read_text().splitlines()[0])
+    assert row["prompt_template"] == "chat/v1" and row["prompt_sha256"] == "sha256:00"
