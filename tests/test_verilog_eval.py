@@ -153,7 +153,7 @@ def test_fetch_downloads_verifies_and_caches(offline_cache, v1_dir, monkeypatch)
         Path(dest).write_bytes(payload)
     monkeypatch.setattr(fetch, "download", fake_download)
     root = fetch.dataset_dir("v1")
-    assert calls == [fetch.TARBALL_URL.format(commit=fetch.DATASETS["v1"].commit)]
+    assert calls == [fetch.TARBALL_URL.format(repo="NVlabs/verilog-eval", commit=fetch.DATASETS["v1"].commit)]
     assert fetch.hash_mismatches("v1", root) == []
     assert len(verilog_eval.load_v1(root, "human")) == 156
     assert fetch.dataset_dir("v1") == root and len(calls) == 1  # cached: no second download
