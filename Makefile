@@ -51,6 +51,12 @@ RUNS ?=
 JOBS ?=
 ONLY ?=
 SCALE ?=
+# Containment of every simulator process: bwrap (default) or none (an explicit opt-out, recorded in
+# metrics.json and the manifest); passed to the tools as ITERTL_CONTAINMENT.
+CONTAINMENT ?=
+ifneq ($(strip $(CONTAINMENT)),)
+export ITERTL_CONTAINMENT := $(CONTAINMENT)
+endif
 SHARD ?=
 TEMPLATE ?=
 CONCURRENCY ?=
@@ -133,13 +139,13 @@ ablation: ## the paper's grid {iterative,static} x {filter on,off} on the preset
 bench: ## speed and memory against the obvious baselines (ONLY=name,... SCALE=full|small) into results/RUN
 	$(ITERTL) bench $(BENCH_FLAGS)
 
-.PHONY: merge serve
 # GPU_CHECK_ALLOW_CPU=1 (an environment variable, read by the script) runs the stages on the CPU.
 .PHONY: gpu-check
 gpu-check: $(INSTALLED) | tools
 gpu-check: ## the GPU path in one offline command, stage by stage with pass/fail and peak memory (RUN= names it)
 	$(PYTHON) -m harness.gpu_check $(call flag,--run,$(RUN))
 
+.PHONY: merge serve
 merge serve: $(INSTALLED)
 
 merge: ## join the shards of one SHARD=i/N evaluation (RUNS="a b ...") into one run folder (RUN= names it)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from harness.provenance import eval_provenance
+from harness.provenance import eval_provenance, known_failure_lines
 from harness.report import try_build_report
 from harness.runs import RunFolder, write_manifest
 from tasks.benchmarks import known_benchmarks, load_benchmark
@@ -187,6 +187,8 @@ def main_eval(argv: list[str], *, generate_samples: GenerateSamples | None = Non
     try_build_report(run.path)  # report.md beside metrics.json; a failure only warns
     metrics = json.loads((run.path / "metrics.json").read_text())
     print(summary_table(metrics))
+    for line in known_failure_lines(metrics):  # why each reference that failed its testbench fails
+        print(line)
     print(f"run folder: {run.path}")
     return _exit_code(config, metrics)
 

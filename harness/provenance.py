@@ -46,4 +46,14 @@ def eval_provenance(config, problems: list, results: list[dict], whole_data_hash
         {"index": config.shard_spec[0], "count": config.shard_spec[1], "task_ids": task_ids},
     }
     out.update(syntax_pass_metrics(group_results(results), task_ids, config.ks))
+    known = {p.task_id: p.meta["known_failure"] for p in problems if p.meta.get("known_failure")}
+    if known:  # documented reasons why a reference fails its own testbench (tasks.rtllm)
+        out["known_reference_failures"] = known
     return out
+
+
+def known_failure_lines(metrics: dict) -> list[str]:
+    """Terminal lines giving the documented reason of each reference that failed its testbench."""
+    known = metrics.get("known_reference_failures") or {}
+    failed = [r["task_id"] for r in metrics.get("reference_failures", [])]
+    return [f"  {t}: {known[t]}" for t in failed if t in known]

@@ -67,9 +67,13 @@ def setup_section(run: rd.RunData) -> str:
                ("git commit", f"{git.get('commit')} ({'DIRTY tree' if git.get('dirty') else 'clean tree'})"
                 if git.get("commit") else "unknown (not a git checkout)"),
                ("simulator", ", ".join(f"{k} {v}" for k, v in tools.items()) or None),
+               ("containment", m.get("containment") or "not recorded (a run from before containers)"),
                ("python / packages", " / ".join([m.get("python") or "?"] + [f"{k} {v}" for k, v in packages.items()])),
                ("started / finished", f"{m.get('started')} / {m.get('finished') or 'not finished'}")]
-    return "## Setup\n\n" + md_table(["field", "value"], [[k, v] for k, v in fields])
+    warning = ("\n\n**Containment: none.** This run's simulations ran without the container "
+               "(CONTAINMENT=none): the policy was the only barrier between generated code and this machine."
+               if m.get("containment") == "none" else "")
+    return "## Setup\n\n" + md_table(["field", "value"], [[k, v] for k, v in fields]) + warning
 
 
 def status_line(run: rd.RunData) -> str:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from tasks.jsonl import dumps, dumps_line
 from tasks.samples import atomic_write_text
+from verilog_tools.container import containment_mode
 from verilog_tools.errors import UserError
 
 BOOKKEEPING = {"manifest.json", "state.json", ".lock", ".incomplete"}
@@ -290,6 +291,7 @@ def write_manifest(run: RunFolder, config: dict, data_hashes: dict | None = None
         "platform": platform.platform(),
         "packages": package_versions(),
         "tools": simulator_versions(),
+        "containment": containment_mode(),
         "data_hashes": data_hashes or {},
         "seeds": seeds or {},
         "started": now(),

@@ -83,6 +83,8 @@ def summary_table(metrics: dict) -> str:
              f"samples: {metrics.get('samples')}  n: {metrics.get('n')}"]
     if metrics.get("smoke"):
         lines.append(f"SMOKE RUN: only the first {metrics.get('limit')} problems")
+    if metrics.get("containment") == "none":
+        lines.append("CONTAINMENT: none (CONTAINMENT=none): simulations ran without the container")
     for name, value in metrics.get("pass_at_k", {}).items():
         lines.append(f"  {name:<9} {value:7.2%}")
     if metrics.get("ks_skipped"):

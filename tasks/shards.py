@@ -131,6 +131,9 @@ def merge_metrics(metrics: list[dict], results: list[list[dict]], names: list[st
     for key in ("git", "containment", "temperature", "top_p", "model_resolved"):
         values = [m.get(key) for m in metrics]
         merged[key] = values[0] if all(v == values[0] for v in values) else values
+    known = {t: why for m in metrics for t, why in (m.get("known_reference_failures") or {}).items()}
+    if known:
+        merged["known_reference_failures"] = known
     usages = [m["token_usage"] for m in metrics if m.get("token_usage")]
     if usages:  # API runs: what the shards requested and took from the cache, summed
         merged["token_usage"] = {k: sum(u.get(k, 0) for u in usages) for k in usages[0]}

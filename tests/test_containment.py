@@ -75,10 +75,11 @@ def test_a_signal_death_inside_is_reported_as_a_signal():
 def test_limits_hold_inside_the_container():
     fast = Limits(wall_seconds=2, cpu_seconds=1, memory_bytes=1 << 30, output_bytes=4096, file_bytes=1 << 20)
     with sample_dir() as d:
-        busy = sh("while :; do :; done", d, limits=fast)
+        busy = sh("while :; do :; done", d, limits=Limits(wall_seconds=30, cpu_seconds=1))
         hang = sh("sleep 60 & sleep 60", d, limits=fast)
         flood = sh("while :; do echo xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; done", d, limits=fast)
-    assert busy.timed_out and hang.timed_out and hang.wall_seconds < 5
+    assert busy.timed_out and busy.signal == signal.SIGXCPU and hang.timed_out and hang.wall_seconds < 5
+    assert busy.cpu_seconds >= 0.5   # the tool's CPU is counted even though bwrap's init reaps it
     assert flood.output_exceeded and len(flood.stdout) < 8192
 
 

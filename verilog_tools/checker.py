@@ -72,12 +72,22 @@ def _check_completion(completion: str, header: str, mode: str, module_name: str 
     return _check_text(header + code if mode == "body" else code, context, max_bytes)
 
 
+def _extract(completion: str, header: str, mode: str, module_name: str | None,
+             max_bytes: int) -> tuple[str | None, int]:
+    from verilog_tools.text import count_modules, extract_code
+    if len(completion) > 4 * max_bytes:
+        return None, 0
+    code = extract_code(completion, header=header, mode=mode, module_name=module_name)
+    return code, (count_modules(code) if code is not None else 0)
+
+
 def _testbench_modules(testbench: str) -> frozenset[str]:
     from verilog_tools.policy import testbench_modules
     return testbench_modules(testbench)
 
 
-_FUNCTIONS = {"text": _check_text, "completion": _check_completion, "testbench": _testbench_modules}
+_FUNCTIONS = {"text": _check_text, "completion": _check_completion, "testbench": _testbench_modules,
+              "extract": _extract}
 
 
 def _serve(memory_bytes: int) -> None:   # the worker process's main loop (see `_Worker`)
@@ -200,6 +210,14 @@ def check_completion(completion: str, *, header: str, mode: str, module_name: st
     ok, value = _pool.call("completion", (completion, header, mode, module_name, context, max_bytes),
                            min(timeout, CHECK_SECONDS))
     return value if ok else Checked(violations=(value,))
+
+
+def extract(completion: str, *, header: str, mode: str = "module", module_name: str | None = None,
+            max_bytes: int = DEFAULT_MAX_BYTES, timeout: float = CHECK_SECONDS) -> tuple[str | None, int]:
+    """(the code in a completion or None, how many modules it defines), found in a bounded worker; a
+    completion too large or too slow to read counts as holding no code."""
+    ok, value = _pool.call("extract", (completion, header, mode, module_name, max_bytes), min(timeout, CHECK_SECONDS))
+    return value if ok else (None, 0)
 
 
 def context_for(testbench: str, external_modules=()) -> PolicyContext:

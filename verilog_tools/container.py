@@ -25,6 +25,7 @@ from __future__ import annotations
 import atexit
 import functools
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -37,6 +38,8 @@ from verilog_tools.errors import UserError
 MODES = ("bwrap", "none")
 ENV_VAR = "ITERTL_CONTAINMENT"
 _MERGED_USR_LINKS = ("bin", "lib", "lib64", "sbin")
+CPU_FILE = ".itertl-cpu"
+_TIMES = re.compile(r"(\d+)m([\d.]+)s")
 _lock = threading.Lock()
 _scratch: dict[str, tuple] = {}   # TMPDIR -> (pid, folder, reaper)
 
@@ -83,7 +86,22 @@ def bwrap_argv(argv: Sequence[str], cwd: Path, readonly: Sequence[Path | str] = 
     for path in readonly:
         args += ["--ro-bind", str(path), str(path)]
     cwd = str(Path(cwd).resolve())
-    return args + ["--bind", cwd, cwd, "--chdir", cwd, "--", *argv]
+    # bwrap's own init reaps the tool, so the harness's wait4 never sees the tool's CPU time: a shell
+    # between them records it (`times`: the CPU of the shell's children) in CPU_FILE for `cpu_seconds`.
+    timed = ["/bin/sh", "-c", f'"$@"; s=$?; times > {CPU_FILE}; exit $s', "sh", *argv]
+    return args + ["--bind", cwd, cwd, "--chdir", cwd, "--", *timed]
+
+
+def cpu_seconds(cwd: Path) -> float | None:
+    """The user + system CPU the contained tool used, as its shell recorded it (then removed)."""
+    path = Path(cwd) / CPU_FILE
+    try:
+        lines = path.read_text()[:200].splitlines()
+        path.unlink()
+    except OSError:
+        return None
+    times = _TIMES.findall(lines[1]) if len(lines) > 1 else []
+    return sum(int(m) * 60 + float(sec) for m, sec in times) if len(times) == 2 else None
 
 
 def wrap(argv: list[str], cwd: Path, readonly: Sequence[Path | str] = ()) -> list[str]:

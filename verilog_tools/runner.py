@@ -228,8 +228,10 @@ def run_sandboxed(argv: Sequence[str], cwd: Path | str, limits: Limits | None = 
     wall = time.monotonic() - start
     sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
     returncode = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
-    if wrapped is not argv and returncode is not None and returncode > 128:
-        sig, returncode = returncode - 128, None   # bwrap reports its child's death by signal as 128 + n
+    if wrapped is not argv:
+        if returncode is not None and returncode > 128:
+            sig, returncode = returncode - 128, None   # the container reports a death by signal as 128 + n
+        cpu = max(cpu, container.cpu_seconds(cwd) or 0.0)
     cpu_limited = sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= limits.cpu_seconds)
     return RunResult(
         returncode=returncode, signal=sig, timed_out=timed_out or cpu_limited,
