@@ -176,7 +176,8 @@ def main_eval(argv: list[str], *, generate_samples: GenerateSamples | None = Non
             outcome.metrics.update(info, limit=config.limit, smoke=config.limit is not None,
                                    model=config.model, samples_file=config.samples,
                                    allow_missing=config.allow_missing)
-            outcome.metrics.update(eval_provenance(config, problems, outcome.results, whole_hash))
+            provenance = eval_provenance(config, problems, outcome.results, whole_hash)
+            outcome.metrics.update({k: v for k, v in provenance.items() if k not in outcome.metrics})
             run.mark_done("eval", write_outcome(outcome, run.path))
     except BaseException as exc:
         if not run.abandon() and isinstance(exc, KeyboardInterrupt):
