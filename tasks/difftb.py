@@ -27,7 +27,8 @@ rises; 2 later compare; 3 later the clock falls again (2 comparisons per vector)
 inputs change, compare 5 later (1 comparison). Comparisons never share a time step with a change.
 
 Comparison: all outputs concatenated, `ref !== (ref ^ dut ^ ref)`, VerilogEval's rule: an X/Z bit of the
-candidate where the reference has 0/1 is a mismatch; an X bit of the reference is a don't-care.
+candidate where the reference has 0/1 is a mismatch; an X or Z bit of the reference is a don't-care
+(Z is first turned into X: `z !== x` would count an undriven reference bit as a mismatch).
 
 Verdict: the testbench prints ONE `Mismatches: N in M samples` line (the verifier reads only the last
 nonce-marked line). For a group of n slots each compared S times, M = n*S and N packs the per-slot
@@ -196,11 +197,13 @@ def testbench(top: str, ref_module: str, wrapper: str, roles: Roles, slots: list
     wrap_conns = conns + [f".{_out(i, p.name)}({_out(i, p.name)})" for i, s in enumerate(slots)
                           if s.module != Slot.UNKNOWN for p in roles.outputs]
     lines.append(f"  {wrapper} itertl_group (" + ", ".join(wrap_conns) + ");")
-    ref_cat = "{" + ", ".join(f"itertl_ref_{p.name}" for p in roles.outputs) + "}"
-    check = ["  task itertl_check;", "    begin", "      itertl_samples = itertl_samples + 1;"]
+    out_bits = sum(p.width for p in roles.outputs)
+    lines.append(f"  reg [{out_bits - 1}:0] itertl_refv;")
+    ref_cat = "itertl_refv"   # the reference's outputs with Z turned into X (`^ 1'b0`): both don't-cares
+    check = ["  task itertl_check;", "    begin", "      itertl_samples = itertl_samples + 1;",
+             "      itertl_refv = {" + ", ".join(f"itertl_ref_{p.name}" for p in roles.outputs) + "} ^ 1'b0;"]
     for i, slot in enumerate(slots):
         if slot.module == Slot.UNKNOWN:
-            out_bits = sum(p.width for p in roles.outputs)
             check.append(f"      if (({ref_cat} ^ {ref_cat}) === {{{out_bits}{{1'bx}}}}) itertl_err{i} = itertl_err{i} + 1;")
         else:
             dut_cat = "{" + ", ".join(_out(i, p.name) for p in roles.outputs) + "}"

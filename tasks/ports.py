@@ -61,7 +61,8 @@ def _declarations(tree):
 
 def module_declarations(code: str) -> list[str]:
     """Names of the modules `code` declares, in order, as slang parses them."""
-    return [m.header.name.valueText for m in _declarations(_tree(code))]
+    tree = _tree(code)   # keep it referenced: its nodes die with it
+    return [m.header.name.valueText for m in _declarations(tree)]
 
 
 def read_interface(code: str, module: str | None = None) -> ModuleInterface:
@@ -76,6 +77,10 @@ def read_interface(code: str, module: str | None = None) -> ModuleInterface:
         raise InterfaceError(f"module not found among {names}")
     options = ps.ast.CompilationOptions()
     options.topModules = {module}   # elaborate this module as the top, whoever instantiates it
+    # Icarus accepts a parameter declared after the port that uses it (`output [w-1:0] q); parameter w`),
+    # and merged ANSI port declarations; so must the reader of its ports
+    flags = ps.ast.CompilationFlags
+    options.flags = options.flags | flags.AllowUseBeforeDeclare | flags.AllowMergingAnsiPorts
     comp = ps.ast.Compilation(ps.Bag([options]))
     comp.addSyntaxTree(tree)
     body = next((inst.body for inst in comp.getRoot().topInstances if inst.name == module), None)
