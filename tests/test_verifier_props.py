@@ -16,11 +16,11 @@ from hypothesis import strategies as hs
 
 from tasks.evaluate import evaluate
 from tasks.problem import Problem
-from tests.test_hostile import HEADER, HOSTILE, LIMITS, Canary, _check_after, case_text
+from test_hostile import HEADER, HOSTILE, LIMITS, Canary, _check_after, case_text
 
 SEEDS = ["force_inputs_x", "assign_to_input", "hier_ref_good1", "root_scope_ref", "upward_hier_stats",
          "display_forged_verdict", "random_mirror", "instantiate_reference", "macro_hides_hier_ref",
-         "escaped_identifier_tb", "forged_verdict_final", "input_var_driven", "gate_drives_input"]
+         "escaped_identifier_tb", "forged_verdict_final", "input_var_driven", "upward_task_call"]
 INTERESTING = [b"\r", b"\x08", b"\x0c", b"\x00", b"`", b'"', b"\\", b"//", b"/*", b"*/", b"\n", b" ",
                b"$", b".", b";", b"endmodule", b"\xe2\x80\xa8", b"\xc2\x85", b"\\tb "]
 
