@@ -77,6 +77,7 @@ def main(argv=None) -> int:
     parser.add_argument("sources", nargs="*", default=list(DEFAULT_SOURCES),
                         help="benchmark ids or JSONL files of references (default: every benchmark)")
     parser.add_argument("--out", default=None, help="write the full report (with the refused lists) here")
+    parser.add_argument("--md", default=None, help="write the figures and refused lists as Markdown here")
     parser.add_argument("--workers", type=int, default=2, help="parallel checks")
     args = parser.parse_args(argv)
     try:
@@ -89,7 +90,23 @@ def main(argv=None) -> int:
               f"{r['refused']} refused by the policy ({100 * r['refused_share']:.2f}%)")
     if args.out:
         Path(args.out).write_text(json.dumps(reports, indent=1) + "\n")
+    if args.md:
+        Path(args.md).write_text(markdown(reports))
     return 0
+
+
+def markdown(reports: list[dict]) -> str:
+    """The audit as a Markdown page: one table of figures, then each refused reference with its reasons."""
+    lines = ["| source | references | compile alone | refused by the policy |", "|---|---|---|---|"]
+    for r in reports:
+        lines.append(f"| `{Path(r['source']).name}` | {r['references']} | {r['compile_alone']} | "
+                     f"{r['refused']} ({100 * r['refused_share']:.2f}%) |")
+    for r in reports:
+        if r["refused_list"]:
+            lines += ["", f"Refused in `{Path(r['source']).name}`:", ""]
+            lines += [f"- `{x['id'].rsplit(':', 1)[-1]}`: " + "; ".join(x["reason"]).replace("|", "\\|")
+                      for x in r["refused_list"]]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
