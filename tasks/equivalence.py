@@ -137,10 +137,19 @@ def _self_verdict(counts: list[int], samples: int) -> str | None:
     return None
 
 
+def default_limits():
+    """A differential run takes well under a second (a few hundred cycles); 10 s of simulation is ample,
+    and a hanging candidate then costs its group 10 s, not the verifier's general 60."""
+    from verilog_tools.icarus import SimLimits
+    return SimLimits(compile_wall_seconds=30.0, sim_wall_seconds=10.0, cpu_seconds=10.0)
+
+
 def check_group(reference: str, candidates: list[str], *, module: str | None = None,
                 cfg: StimulusConfig | None = None, limits=None, group: bool = True) -> GroupResult:
-    """Verdicts of `candidates` (compilable Verilog) against `reference` (module `module`, default its last)."""
+    """Verdicts of `candidates` (compilable Verilog) against `reference` (module `module`, default its
+    last); `limits` (icarus.SimLimits or runner.Limits) default to `default_limits()`."""
     cfg = cfg or StimulusConfig()
+    limits = limits or default_limits()
     tag = _tag(reference, *candidates)
     try:
         ref = prepare_reference(reference, module, tag)
