@@ -138,7 +138,7 @@ def filter_examples(examples: list[CleanExample], cfg: DataConfig, dropped: dict
     Adds ``multi_module``, ``syntax`` and ``syntax_unchecked`` (iverilog timed out or failed to
     run: not a verdict on the code, so counted apart but still dropped) to ``dropped``.
     """
-    dropped.update(multi_module=0, syntax=0, syntax_unchecked=0)
+    dropped.update(multi_module=0, syntax=0, policy=0, syntax_unchecked=0)
     if not cfg.filter:
         return list(examples)
     single = [ex for ex in examples if ex.modules <= 1]
@@ -153,8 +153,10 @@ def filter_examples(examples: list[CleanExample], cfg: DataConfig, dropped: dict
     for example, result in zip(single, results):
         if result.ok:
             kept.append(example)
-        elif result.status in (SYNTAX_ERROR, COMPILE_ERROR, REJECTED):  # REJECTED: `include
+        elif result.status in (SYNTAX_ERROR, COMPILE_ERROR):
             dropped["syntax"] += 1
+        elif result.status == REJECTED:   # the verifier's policy (docs/policy-audit.md): not trained on
+            dropped["policy"] += 1
         else:
             dropped["syntax_unchecked"] += 1
     return kept

@@ -62,7 +62,7 @@ def test_pipeline_counts_every_rule(tmp_path, planted_benchmark):
     summary = result.summary
     assert summary["rows_in"] == 10
     assert summary["dropped"] == {"malformed": 1, "empty_or_non_verilog": 1, "duplicates": 1,
-                                  "multi_module": 1, "syntax": 1, "syntax_unchecked": 0,
+                                  "multi_module": 1, "syntax": 1, "policy": 0, "syntax_unchecked": 0,
                                   "contamination": 2}
     assert summary["rows_out"] == {"train": 3, "valid": 0}
     train = read_rows(tmp_path / "out" / "train.jsonl")
@@ -209,6 +209,7 @@ def test_real_rtlcoder_small_full_pipeline(tmp_path, rtlcoder_dir, v1_dir, v2_di
     assert summary["rows_in"] == 1310 and dropped["malformed"] == 0
     assert summary["rows_in"] == sum(dropped.values()) + out["train"] + out["valid"]
     assert dropped["multi_module"] >= 20       # about 2% of outputs hold more than one module
+    assert 5 <= dropped["policy"] <= 30   # docs/policy-audit.md: 13 that compile, plus refusals of ones that do not
     assert summary["decontamination"]["status"] == "done"
     assert out["train"] > 1000 and 5 <= out["valid"] <= 60
     print(f"\nrtlcoder-small 7b: {json.dumps(dropped)} out={out} in {seconds:.1f}s")
