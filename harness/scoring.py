@@ -84,19 +84,19 @@ def score_groups(records, sampled_texts: list[list[str]], cfg: ScoreConfig, work
                  limits=None) -> list[dict]:
     """candidates.jsonl rows for ``records`` (TrainingRecord) and their raw sampled completions;
     ``limits`` (icarus.SimLimits or runner.Limits; None = defaults) caps every tool run."""
-    from verilog_tools import icarus
-    from verilog_tools.text import count_modules, extract_code
+    from verilog_tools import checker, icarus
+    from verilog_tools.text import count_modules
 
     if len(records) != len(sampled_texts):
         raise ValueError(f"{len(records)} records but {len(sampled_texts)} lists of sampled texts")
+    flat = [(r, rec, raw) for r, (rec, raws) in enumerate(zip(records, sampled_texts)) for raw in raws]
+    with ThreadPoolExecutor(max(1, workers)) as pool:   # extraction runs in the verifier's bounded workers
+        found = list(pool.map(lambda item: checker.extract(item[2], header=item[1].header, mode="module"), flat))
     cands = []  # (record index, candidate dict) for every sampled completion
-    for r, (rec, raws) in enumerate(zip(records, sampled_texts)):
-        for raw in raws:
-            code = extract_code(raw, header=rec.header, mode="module")
-            modules = count_modules(code) if code is not None else 0
-            cands.append((r, {"text": code if code is not None else raw, "source": "model",
-                              "modules": modules, "syntax_ok": None, "rouge_l": None, "score": None,
-                              "status": st.NO_CODE if code is None else None}))
+    for (r, rec, raw), (code, modules) in zip(flat, found):
+        cands.append((r, {"text": code if code is not None else raw, "source": "model",
+                          "modules": modules, "syntax_ok": None, "rouge_l": None, "score": None,
+                          "status": st.NO_CODE if code is None else None}))
     to_check = [c for _, c in cands if c["status"] is None
                 and (c["modules"] <= 1 or not cfg.multi_module_penalty)]
     for cand, result in zip(to_check, icarus.check_syntax_many([c["text"] for c in to_check], workers,
