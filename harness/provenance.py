@@ -5,20 +5,15 @@ from __future__ import annotations
 
 from harness.runs import git_info
 from tasks.shards import group_results, syntax_pass_metrics
+from verilog_tools import container
+from verilog_tools.errors import UserError
 
 
 def containment_mode() -> str:
-    """The verifier's containment (bubblewrap, rlimits...) as it reports it; "unknown" when it cannot."""
-    import importlib
-    probe = None
-    for name in ("verilog_tools.runner", "verilog_tools.container"):  # where the verifier may define it
-        try:
-            probe = probe or getattr(importlib.import_module(name), "containment_mode", None)
-        except ImportError:
-            continue
+    """The verifier's containment mode (`bwrap` or `none`); "unknown" if the setting is invalid."""
     try:
-        return str(probe()) if callable(probe) else "unknown"
-    except Exception:  # noqa: BLE001 - a probe failure must not lose an evaluation's results
+        return container.containment_mode()
+    except UserError:
         return "unknown"
 
 
