@@ -40,6 +40,15 @@ def goal(result: BenchResult, words: str):
     return found[0]
 
 
+def test_equivalence_throughput(tmp_path, rtlcoder_dir):
+    from harness.bench import equivalence_throughput
+
+    result = equivalence_throughput.run(tmp_path, 2, **equivalence_throughput.SCALES["tiny"])
+    check_result(result, "equivalence_throughput")
+    assert result.details["groups"] == 3 and result.details["candidates"] == 9
+    assert goal(result, "identical verdicts").met is True
+
+
 def test_eval_throughput(tmp_path, v1_dir):
     result = eval_throughput.run(tmp_path, 2, **eval_throughput.SCALES["tiny"])
     check_result(result, "eval_throughput")
