@@ -147,11 +147,18 @@ build() {
     make --no-print-directory docker-build DEVICE=gpu GPU_BASE="$base" WITH_VLLM=0 IMAGE="$NAME_PREFIX:gpu-stage" \
         "${args[@]}" >"$STATE/build-gpu-stage.log" 2>&1 \
         || { tail -n 40 "$STATE/build-gpu-stage.log" >&2; die "building the GPU stage on the CPU base failed"; }
-    "$DOCKER" run --rm --network none "$NAME_PREFIX:gpu-stage" --no-print-directory tools \
+    # shellcheck disable=SC2046  # the options are words
+    "$DOCKER" run --rm --network none --user 10001:10001 $(security_options) "$NAME_PREFIX:gpu-stage" \
+        --no-print-directory tools \
         >"$STATE/gpu-stage-tools.log" 2>&1 || { cat "$STATE/gpu-stage-tools.log" >&2; die "make tools failed in the GPU stage"; }
     echo "gpu_stage_s=$((SECONDS - t))" >>"$STATE/figures"
     say "GPU stage (CPU base: no CUDA, no vLLM) built and ran \`make tools\` in $((SECONDS - t)) s"
     "$DOCKER" rmi "$NAME_PREFIX:gpu-stage" >/dev/null
+}
+
+# DOCKER_SECURITY from mk/docker.mk: the options every `make docker-*` run uses (bwrap needs them).
+security_options() {
+    make -s --no-print-directory -f mk/docker.mk --eval 'print-security: ; @echo $(DOCKER_SECURITY)' print-security
 }
 
 image_size() { "$DOCKER" image inspect -f '{{.Size}}' "$1" | awk '{printf "%.2f GB", $1 / 1e9}'; }
@@ -177,9 +184,8 @@ check() {
     say "image: itertl:cpu, $(image_size itertl:cpu); user $("$DOCKER" image inspect -f '{{.Config.User}}' itertl:cpu)"
     bw='bwrap --unshare-all --die-with-parent --ro-bind /usr /usr --symlink usr/bin /bin --symlink usr/lib /lib
         --symlink usr/lib64 /lib64 --dev /dev --tmpfs /tmp /bin/true'
-    # shellcheck disable=SC2086  # the security options are words
-    "$DOCKER" run --rm --network none --user 10001:10001 $(make -s --no-print-directory -f mk/docker.mk \
-        --eval 'print-security: ; @echo $(DOCKER_SECURITY)' print-security) --entrypoint bwrap itertl:cpu \
+    # shellcheck disable=SC2046,SC2086  # the options are words
+    "$DOCKER" run --rm --network none --user 10001:10001 $(security_options) --entrypoint bwrap itertl:cpu \
         ${bw#bwrap } || die "bubblewrap does not run inside the container with DOCKER_SECURITY's options"
     say "bubblewrap runs inside the container (DOCKER_SECURITY options, uid 10001)"
 
@@ -204,10 +210,10 @@ check_stop() {
     in_image "--name $name" docker-train PRESET=tiny-cpu RUN="ci-stop-$(date +%s)" >"$STATE/stop.log" 2>&1 &
     local make_pid=$!
     for _ in $(seq 180); do
-        "$DOCKER" top "$name" -eo args 2>/dev/null | grep -q 'harness train' && break
+        "$DOCKER" top "$name" -eo pid,args 2>/dev/null | grep -q 'harness train' && break
         sleep 1
     done
-    "$DOCKER" top "$name" -eo args 2>/dev/null | grep -q 'harness train' \
+    "$DOCKER" top "$name" -eo pid,args 2>/dev/null | grep -q 'harness train' \
         || { cat "$STATE/stop.log" >&2; die "make docker-train did not start training within 180 s"; }
     pids=$("$DOCKER" top "$name" -eo pid | tail -n +2 | tr '\n' ' ')
     t0=$(date +%s%N)
