@@ -46,7 +46,13 @@ def formal_check(reference: str, candidate: str, *, module: str | None = None, b
     from verilog_tools.runner import Limits, run_sandboxed, sample_dir
     from verilog_tools.tools import find_tool
 
+    from verilog_tools.checker import check_design
+
     started = time.monotonic()
+    checked = check_design(candidate)   # the same verifier as every other run of generated Verilog
+    if checked.rejected:
+        return FormalVerdict(UNKNOWN, time.monotonic() - started, checked.reason())
+    candidate = checked.text
     try:
         iface = read_interface(reference, module)
         gold, _ = _renamed(reference, "itertl_gold", iface.name)
@@ -59,7 +65,7 @@ def formal_check(reference: str, candidate: str, *, module: str | None = None, b
         (d / "gate.v").write_text(gate)
         (d / "check.ys").write_text(_script(roles, bound))
         run = run_sandboxed([find_tool("yosys"), "-q", "-s", "check.ys"], d,
-                            Limits(wall_seconds=timeout, cpu_seconds=timeout))
+                            Limits(wall_seconds=timeout, cpu_seconds=timeout), proc=True)
     log = (run.stdout + run.stderr)[-1500:]
     if run.ok:
         status = EQUIVALENT

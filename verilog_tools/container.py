@@ -76,10 +76,15 @@ def _tool_prefix(tool: str) -> Path | None:
     return path.parent.parent if path.parent.name == "bin" else path.parent
 
 
-def bwrap_argv(argv: Sequence[str], cwd: Path, readonly: Sequence[Path | str] = ()) -> list[str]:
-    """The bwrap command line that runs `argv` contained, with `cwd` its only writable folder."""
+def bwrap_argv(argv: Sequence[str], cwd: Path, readonly: Sequence[Path | str] = (), proc: bool = False) -> list[str]:
+    """The bwrap command line that runs `argv` contained, with `cwd` its only writable folder.
+
+    `proc`: mount a /proc of the container's own PID namespace (Yosys finds its data files through
+    /proc/self/exe); a container such as Docker may forbid it, and the tool then fails in its sandbox."""
     args = [_bwrap() or "bwrap", "--unshare-all", "--unshare-user-try", "--die-with-parent",
             "--new-session", "--cap-drop", "ALL", *_root_binds(), "--dev", "/dev", "--tmpfs", "/tmp"]
+    if proc:
+        args += ["--proc", "/proc"]
     prefix = _tool_prefix(argv[0]) if os.sep in argv[0] else None
     if prefix is not None:
         args += ["--ro-bind", str(prefix), str(prefix)]
@@ -104,12 +109,12 @@ def cpu_seconds(cwd: Path) -> float | None:
     return sum(int(m) * 60 + float(sec) for m, sec in times) if len(times) == 2 else None
 
 
-def wrap(argv: list[str], cwd: Path, readonly: Sequence[Path | str] = ()) -> list[str]:
+def wrap(argv: list[str], cwd: Path, readonly: Sequence[Path | str] = (), proc: bool = False) -> list[str]:
     """`argv` run contained in the current mode (the same list object when containment is off)."""
     if containment_mode() == "none":
         return argv
     check_containment()
-    return bwrap_argv(argv, cwd, readonly)
+    return bwrap_argv(argv, cwd, readonly, proc)
 
 
 _probe_lock = threading.Lock()

@@ -204,16 +204,17 @@ def _read_capped(fh, cap: int) -> tuple[str, bool]:
 
 
 def run_sandboxed(argv: Sequence[str], cwd: Path | str, limits: Limits | None = None, *,
-                  readonly: Sequence[Path | str] = ()) -> RunResult:
+                  readonly: Sequence[Path | str] = (), proc: bool = False) -> RunResult:
     """Run untrusted-input tool `argv` in sample dir `cwd` under `limits` (see module docstring).
 
     `readonly`: extra files or folders visible (read-only, same path) inside the container.
+    `proc`: the container gets a /proc of its own PID namespace (for tools that need it: Yosys).
     DANGEROUS by nature: it executes a program; keep `argv[0]` a trusted tool and `cwd` a fresh sample dir.
     """
     limits = limits or Limits()
     cwd = Path(cwd)
     argv = [str(a) for a in argv]
-    wrapped = container.wrap(argv, cwd, readonly)
+    wrapped = container.wrap(argv, cwd, readonly, proc)
     start = time.monotonic()
     with open(cwd / STDOUT_NAME, "w+b") as out, open(cwd / STDERR_NAME, "w+b") as err:
         settings = _rlimit_settings(limits)
