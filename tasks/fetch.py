@@ -203,8 +203,8 @@ def _extract(tarball: Path, dest: Path, folders: tuple[str, ...]) -> None:
 def _extract_members(tar: tarfile.TarFile, dest: Path, members: list[tarfile.TarInfo]) -> None:
     """Extract regular files and directories with the "data" filter, or, on Python releases without
     tarfile filters (before 3.11.4 / 3.10.12, e.g. Debian bookworm's 3.11.2), with the same checks by hand:
-    no absolute or escaping path, no setuid/setgid/sticky or group/other-write bits, no ownership taken
-    from the archive."""
+    no absolute or escaping path, the filter's modes (files owner-writable, no setuid/setgid/sticky or
+    group/other-write bits, directories 0o755), no ownership taken from the archive."""
     if hasattr(tarfile, "data_filter"):
         tar.extractall(dest, members=members, filter="data")
         return
@@ -214,7 +214,10 @@ def _extract_members(tar: tarfile.TarFile, dest: Path, members: list[tarfile.Tar
             raise tarfile.TarError(f"{member.name}: not a regular file or directory")
         if os.path.isabs(member.name) or not (root / member.name).resolve().is_relative_to(root):
             raise tarfile.TarError(f"{member.name}: path outside the destination")
-        member.mode &= 0o755
+        if member.isdir():
+            member.mode = 0o755
+        else:
+            member.mode = (member.mode & 0o755 if member.mode & 0o100 else member.mode & 0o644) | 0o600
         member.uid, member.gid, member.uname, member.gname = os.getuid(), os.getgid(), "", ""
     tar.extractall(dest, members=members)
 
