@@ -4,6 +4,7 @@
 #                             a rebuild that must reuse the apt and pip layers, the GPU stage on the CPU base
 #   docker/ci.sh check        inside itertl:cpu, offline, as uid 10001: bubblewrap, the VerilogEval v1 Human
 #                             self-check (156/156), the default test suite, `docker stop` of a training run
+#   docker/ci.sh check-stop   only the `docker stop` check
 #   docker/ci.sh stop-engine  stop the engine if `build` started it
 #   docker/ci.sh all          the three in order
 # Where no registry answers (this project's machines), the base is made from Debian's archive
@@ -231,7 +232,8 @@ check_stop() {
 case ${1:-all} in
     build) build ;;
     check) check ;;
+    check-stop) check_stop ;;
     stop-engine) stop_engine ;;
     all) trap stop_engine EXIT; build; check ;;
-    *) die "usage: docker/ci.sh build|check|stop-engine|all" ;;
+    *) die "usage: docker/ci.sh build|check|check-stop|stop-engine|all" ;;
 esac
