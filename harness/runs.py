@@ -243,7 +243,8 @@ class RunFolder:
 
 
 def git_info(repo: Path = REPO_ROOT) -> dict | None:
-    """``{"commit", "dirty"}`` of the checkout at ``repo``; None when it is not a git checkout."""
+    """``{"commit", "dirty"}`` of the checkout at ``repo``; outside a checkout, the commit an image was
+    built from (``ITERTL_GIT_COMMIT``, set by the Dockerfile; dirty unknown); else None."""
     def git(*args: str) -> str | None:
         try:
             out = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, timeout=20,
@@ -254,7 +255,10 @@ def git_info(repo: Path = REPO_ROOT) -> dict | None:
 
     commit = git("rev-parse", "HEAD")
     if commit is None:
-        return None
+        baked = os.environ.get("ITERTL_GIT_COMMIT", "").strip()
+        if not baked or baked == "unknown":
+            return None
+        return {"commit": baked, "dirty": None, "source": "ITERTL_GIT_COMMIT"}
     status = git("status", "--porcelain", "--untracked-files=no")
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
