@@ -92,8 +92,10 @@ _FUNCTIONS = {"text": _check_text, "completion": _check_completion, "testbench":
 
 def _serve(memory_bytes: int) -> None:   # the worker process's main loop (see `_Worker`)
     import resource
+    import signal
     import sys
     from multiprocessing.connection import Connection
+    signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl-C is the harness's to handle; EOF ends a worker
     with contextlib.suppress(ValueError, OSError):
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
     requests, replies = Connection(os.dup(0), writable=False), Connection(os.dup(1), readable=False)
@@ -105,11 +107,15 @@ def _serve(memory_bytes: int) -> None:   # the worker process's main loop (see `
         except (EOFError, OSError):
             return   # the harness is gone
         try:
-            replies.send(("ok", _FUNCTIONS[name](*args)))
+            reply = ("ok", _FUNCTIONS[name](*args))
         except MemoryError:
-            replies.send(("error", "the policy check ran out of memory"))
+            reply = ("error", "the policy check ran out of memory")
         except Exception as exc:   # a slang failure on odd input is that sample's problem, not the run's
-            replies.send(("error", f"the policy check failed: {type(exc).__name__}: {exc}"))
+            reply = ("error", f"the policy check failed: {type(exc).__name__}: {exc}")
+        try:
+            replies.send(reply)
+        except OSError:
+            return   # the harness stopped listening (it was interrupted or killed)
 
 
 class _Worker:
@@ -122,7 +128,7 @@ class _Worker:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
         self.process = subprocess.Popen(
             [sys.executable, "-c", f"from verilog_tools.checker import _serve; _serve({WORKER_MEMORY_BYTES})"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, close_fds=True)
         self.requests = Connection(os.dup(self.process.stdin.fileno()), readable=False)
         self.replies = Connection(os.dup(self.process.stdout.fileno()), writable=False)
         self.process.stdin.close()
