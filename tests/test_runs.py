@@ -104,8 +104,15 @@ def test_manifest_contents(tmp_path):
     assert m["packages"]["torch"] is not None  # the venv has torch; read from metadata
     assert "iverilog" in m["tools"]
     assert m["started"] and m["finished"]
-    assert m["git"] is None or set(m["git"]) == {"commit", "dirty"}
+    assert m["git"] is None or set(m["git"]) - {"source"} == {"commit", "dirty"}
+    assert m["containment"] in ("bwrap", "none")
 
 
-def test_git_info_outside_a_repo(tmp_path):
+def test_git_info_outside_a_repo(tmp_path, monkeypatch):
+    monkeypatch.delenv("ITERTL_GIT_COMMIT", raising=False)
+    assert git_info(tmp_path) is None
+    # the Docker image has no .git: the commit it was built from is baked into its environment
+    monkeypatch.setenv("ITERTL_GIT_COMMIT", "abc123")
+    assert git_info(tmp_path) == {"commit": "abc123", "dirty": None, "source": "ITERTL_GIT_COMMIT"}
+    monkeypatch.setenv("ITERTL_GIT_COMMIT", "unknown")
     assert git_info(tmp_path) is None
