@@ -60,12 +60,19 @@ def _check_text(design: str, context: PolicyContext, max_bytes: int) -> Checked:
                    deferred=tuple(result.parse_errors + result.unresolved))
 
 
+def _oversized(completion: str, max_bytes: int) -> str | None:
+    """Why a completion is too large to read (extraction is linear, but megabytes of prose are no design)."""
+    if len(completion) > 4 * max_bytes:
+        return f"too large: a completion of {len(completion)} characters, the limit is {4 * max_bytes}"
+    return None
+
+
 def _check_completion(completion: str, header: str, mode: str, module_name: str | None,
                       context: PolicyContext, max_bytes: int) -> Checked:
     from verilog_tools.text import extract_code
-    if len(completion) > 4 * max_bytes:   # extraction is linear, but no reason to read megabytes of prose
-        return Checked(violations=(f"too large: a completion of {len(completion)} characters, "
-                                   f"the limit is {4 * max_bytes}",))
+    too_large = _oversized(completion, max_bytes)
+    if too_large:
+        return Checked(violations=(too_large,))
     code = extract_code(completion, header=header, mode=mode, module_name=module_name)
     if code is None:
         return Checked(no_code=True)
@@ -75,7 +82,7 @@ def _check_completion(completion: str, header: str, mode: str, module_name: str 
 def _extract(completion: str, header: str, mode: str, module_name: str | None,
              max_bytes: int) -> tuple[str | None, int]:
     from verilog_tools.text import count_modules, extract_code
-    if len(completion) > 4 * max_bytes:
+    if _oversized(completion, max_bytes):
         return None, 0
     code = extract_code(completion, header=header, mode=mode, module_name=module_name)
     return code, (count_modules(code) if code is not None else 0)

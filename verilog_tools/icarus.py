@@ -7,7 +7,8 @@ Unforgeable verdict: before compiling, the testbench's own `$display("Mismatches
 ...)` format literal (and a `"TIMEOUT"` literal, if any) is prefixed with a fresh random nonce, and only
 output lines starting with that nonce are read. The design cannot print the nonce: it is new per run,
 lives only in tb.sv (which the simulation step cannot even see: it runs the compiled image alone), and
-the policy (`policy.py`) stops the design from printing, reading files or reaching into the testbench. If the testbench prints several verdict lines the LAST one counts (the end-of-run
+the policy (`policy.py`) stops the design from printing, reading files or reaching into the testbench.
+If the testbench prints several verdict lines the LAST one counts (the end-of-run
 summary comes last). A verdict covering zero samples, or not `expected_samples`, is not a pass: the
 design may have ended the simulation early.
 """
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from verilog_tools import status as st
 from verilog_tools.checker import Checked, check_design, context_for
-from verilog_tools.runner import GiB, MiB, Limits, RunResult, _remove_tree, run_sandboxed, sample_dir
+from verilog_tools.runner import GiB, MiB, Limits, RunResult, run_sandboxed, sample_dir
 from verilog_tools.text import rewrite_strings
 from verilog_tools.tools import find_tool
 
@@ -230,6 +231,8 @@ def simulate(design: str, testbench: str, *, top: str = "tb", dut_module: str = 
     """Run untrusted `design` against trusted `testbench` and judge it: policy, compile, simulate.
 
     `checked`: the design already checked (`verilog_tools.checker`) against this testbench's context.
+    `dut_module` is no longer read (the policy reserves every module the testbench defines); it stays
+    so that existing callers keep working.
     `data_files`: files the testbench reads at run time ({name: bytes}), staged read-only beside the
     compiled image. `external_modules`: testbench modules the design may instantiate.
     Compilation and simulation run in two containers: the compiler sees tb.sv and design.sv; the
@@ -264,7 +267,8 @@ def simulate(design: str, testbench: str, *, top: str = "tb", dut_module: str = 
 
 
 def _compile(d: Path, testbench: str, design: str, top: str, limits: SimLimits) -> tuple[RunResult, Path | None]:
-    """Compile in d/compile (removed afterwards); the image moves to d/sim/sim.vvp (None on failure)."""
+    """Compile in d/compile; the image moves to d/sim/sim.vvp (None on failure). The simulation's
+    container binds d/sim alone, so the testbench source in d/compile is invisible to it."""
     work, sim = d / "compile", d / "sim"
     work.mkdir()
     sim.mkdir()
@@ -276,7 +280,6 @@ def _compile(d: Path, testbench: str, design: str, top: str, limits: SimLimits) 
     ok = _compiled_ok(comp) and image.is_file() and not image.is_symlink()
     if ok:
         os.replace(image, sim / "sim.vvp")
-    _remove_tree(work)
     return comp, (sim / "sim.vvp" if ok else None)
 
 

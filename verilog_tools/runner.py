@@ -26,8 +26,9 @@ design); RLIMIT_AS and RLIMIT_CPU are per process, not per group; disk use is bo
 
 Safe to call from many threads at once: nothing is shared between calls except the read-only config.
 Cost: the limits are set by util-linux's ``prlimit`` exec'd in front of bwrap and the tool (one more exec,
-a few ms per process whatever the parent's size), so the child starts by vfork/posix_spawn; bwrap adds
-about 8 ms per process (measured in BENCHMARKS.md). Without a working ``prlimit`` the limits are set by a
+a few ms per process whatever the parent's size), so the child starts by vfork/posix_spawn; bwrap and the
+shell that records the tool's CPU add one container start per process (+14% wall on the 3,120-sample
+evaluation in BENCHMARKS.md). Without a working ``prlimit`` the limits are set by a
 preexec function, which forces a full fork: about 25 ms more from a trainer holding torch and a model.
 """
 from __future__ import annotations
