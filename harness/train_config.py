@@ -23,6 +23,7 @@ VLLM_BASES = ("bf16", "nf4")
 DISTRIBUTED = ("ddp", "deepspeed")
 # GPU types the DRY_RUN compute estimate has rates for (harness/compute.py)
 GPU_TYPES = ("h100", "a100", "l4", "cpu")
+OPTIMIZER_SCHEDULES = ("reset", "continued")
 
 
 
@@ -58,9 +59,17 @@ class TrainConfig:
     max_new_tokens: int = _f(256, "generation limit per candidate")
     sample_batch_size: int = _f(32, "prompts per generate() call")
     warmup_epochs: float = _f(3.0, "supervised epochs on the references before iteration 1 (iteration 0)")
+    warmup_limit: int = _f(0, "instructions the warm start trains on: a seeded subset of the training set "
+                              "(0 = all); iterations then draw first from the instructions it did not see")
     warmup_learning_rate: float = _f(2e-3, "learning rate of the warm start")
     epochs_per_iter: float = _f(1.0, "ranking-loss epochs over each iteration's candidates")
     learning_rate: float = _f(1e-3, "learning rate of the ITERTL iterations")
+    optimizer_schedule: str = _f("reset", "AdamW state and learning-rate schedule of iterations 1..N: reset (a "
+                                          "fresh optimiser and warmup+cosine schedule per iteration) | continued "
+                                          "(one optimiser and one schedule over all iterations' steps, saved "
+                                          "in each iteration's folder); no step is ever taken at learning rate 0")
+    lr_warmup_ratio: float = _f(0.05, "share of a schedule's steps spent in linear warmup (the first step "
+                                      "already at learning_rate / (warmup steps + 1))")
     split_gradients: bool = _f(True, "two-pass ranking gradient: about one candidate's activations in memory "
                                      "(False: all k candidates in one graph; faster for tiny models)")
     forward_chunk_size: int = _f(1, "candidates per forward pass in the two-pass gradient")
@@ -76,7 +85,12 @@ class TrainConfig:
     eval_temperature: float = _f(0.2, "sampling temperature for evaluation")
     eval_limit: int = _f(0, "evaluate only the first N held-out problems (0 = all); marked as a smoke run")
     limit: int = _f(0, "use only the first N training instructions (0 = all); marked as a smoke run")
-    seed: int = _f(0, "seed of data split, sampling and training")
+    seed: int = _f(0, "seed of training and sampling (weights' initialisation, data order, iteration "
+                      "subsets, candidates, evaluation samples); the data come from data_seed")
+    data_seed: int = _f(0, "seed of the data: the synthetic tasks (held-out benchmark included) and the "
+                           "train/validation split, so that runs with different seeds share one benchmark")
+    pass_diagnostic: bool = _f(True, "run each compiling sampled candidate's testbench (records that have one) "
+                                     "to record the candidates' pass rate per iteration; not used by the loss")
     workers: int = _f(0, "parallel simulator processes (0 = all cores)")
     requires_gpu: bool = _f(False, "refuse to start without a CUDA device")
     sampler: str = _f("hf", "sampler of candidates and evaluation samples: hf (transformers generate) | vllm "
@@ -124,6 +138,12 @@ class TrainConfig:
             ("gpus", self.gpus >= 1, ">= 1"),
             ("distributed", self.distributed in DISTRIBUTED, f"one of {DISTRIBUTED}"),
             ("gpu_type", self.gpu_type in GPU_TYPES, f"one of {GPU_TYPES}"),
+            ("optimizer_schedule", self.optimizer_schedule in OPTIMIZER_SCHEDULES, f"one of {OPTIMIZER_SCHEDULES}"),
+            ("lr_warmup_ratio", 0 <= self.lr_warmup_ratio < 1, "in [0, 1)"),
+            ("warmup_limit", self.warmup_limit >= 0, ">= 0 (0 = every training instruction)"),
+            ("warmup_epochs", self.warmup_epochs >= 0, ">= 0 (0 = no warm start)"),
+            ("epochs_per_iter", self.epochs_per_iter > 0, "> 0"),
+            ("instructions_per_iter", self.instructions_per_iter >= 0, ">= 0 (0 = all)"),
         ]
         for name, ok, allowed in checks:
             if not ok:
@@ -135,6 +155,12 @@ class TrainConfig:
         if self.distributed == "deepspeed" and self.quant != "none":
             raise UserError(f"distributed=deepspeed is for fine-tuning without quantisation, not quant={self.quant}: "
                             "use distributed=ddp for QLoRA, or quant=none")
+        if self.optimizer_schedule == "continued" and self.restart:
+            raise UserError("optimizer_schedule=continued carries one optimiser across iterations, but restart "
+                            "retrains each from the warm start: use optimizer_schedule=reset with restart")
+        if self.optimizer_schedule == "continued" and self.distributed == "deepspeed" and self.gpus > 1:
+            raise UserError("optimizer_schedule=continued is not available under distributed=deepspeed (ZeRO-3 "
+                            "shards the optimiser state): use distributed=ddp or optimizer_schedule=reset")
         if self.distributed == "deepspeed" and self.split_gradients:
             raise UserError("distributed=deepspeed needs split_gradients=false (DeepSpeed steps its optimiser "
                             "on every backward pass): set split_gradients: false, or use distributed=ddp")
