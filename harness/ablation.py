@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -88,51 +89,119 @@ def stages_done(arm_dir: Path) -> int:
         return 0
 
 
-def run_arms(cfg: AblationConfig, arms_dir: Path, jobs: int, total_stages: int) -> dict[str, int]:
-    """Run the unfinished arms, ``jobs`` at a time; returns each launched arm's exit code."""
+@dataclass
+class Job:
+    """One resumable unit of work: command lines run one after another, each skipped once done.
+
+    ``after`` names jobs that must finish first; ``prepare`` runs in this process just before the
+    first step is launched (a cheap file operation, such as seeding a run folder).
+    """
+    name: str
+    steps: list[tuple[list[str], Callable[[], bool]]]   # (argv, is this step's output complete?)
+    after: tuple[str, ...] = ()
+    prepare: Callable[[], None] | None = None
+
+    def done(self) -> bool:
+        return all(is_done() for _, is_done in self.steps)
+
+
+def _launch(job: Job, logs_dir: Path) -> tuple[int, subprocess.Popen] | None:
+    """Start the job's first unfinished step in its own process group, output appended to its log;
+    returns (step index, process), None when every step is done."""
     from tqdm import tqdm
 
-    arms_dir.mkdir(exist_ok=True)
-    todo = [(m, f) for m, f in ARMS
-            if not ((arms_dir / arm_name(m, f)).is_dir() and not (arms_dir / arm_name(m, f) / ".incomplete").exists())]
-    workers = max(1, (os.cpu_count() or 1) // jobs)
-    running: dict[str, subprocess.Popen] = {}
-    codes: dict[str, int] = {}
-    bar = tqdm(total=total_stages * len(ARMS), desc="ablation stages", unit="stage")
+    index = next((i for i, (_, is_done) in enumerate(job.steps) if not is_done()), None)
+    if index is None:
+        return None
+    with open(logs_dir / f"{job.name}.log", "a", encoding="utf-8") as log:
+        proc = subprocess.Popen(job.steps[index][0], stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    tqdm.write(f"started {job.name}, step {index + 1}/{len(job.steps)} (log: {logs_dir / f'{job.name}.log'})")
+    return index, proc
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:  # each job is its own process group: stop it whole
+        try:
+            os.killpg(proc.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+    for proc in procs:
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def run_jobs(jobs: list[Job], logs_dir: Path, at_once: int, progress: Callable[[], int], total: int,
+             desc: str) -> dict[str, int]:
+    """Run the unfinished jobs, ``at_once`` at a time, each after the jobs it names in ``after``.
+
+    Returns the exit code of every job that failed (a job waiting on a failed one is never started).
+    An interrupt stops every running job's process group and is raised again.
+    """
+    from tqdm import tqdm
+
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    todo = [j for j in jobs if not j.done()]
+    finished = {j.name for j in jobs} - {j.name for j in todo}
+    running: dict[str, tuple[Job, int, subprocess.Popen]] = {}
+    failed: dict[str, int] = {}
+    bar = tqdm(total=total, desc=desc, unit="stage")
     try:
         while todo or running:
-            while todo and len(running) < jobs:
-                mode, filter_on = todo.pop(0)
-                name = arm_name(mode, filter_on)
-                log = open(arms_dir / f"{name}.log", "a", encoding="utf-8")
-                running[name] = subprocess.Popen(arm_argv(cfg, arms_dir, mode, filter_on, workers), stdout=log,
-                                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                                 start_new_session=True)
-                log.close()
-                tqdm.write(f"started arm {name} (log: {arms_dir / f'{name}.log'})")
+            for job in [j for j in todo if set(j.after) <= finished][:max(0, at_once - len(running))]:
+                todo.remove(job)
+                if job.prepare:
+                    job.prepare()
+                _next_step(job, None, logs_dir, running, finished, failed)
+            if not running and todo:  # what is left waits on a failed job
+                break
             time.sleep(2)
-            for name, proc in list(running.items()):
+            for name, (job, index, proc) in list(running.items()):
                 if proc.poll() is not None:
-                    codes[name] = proc.returncode
                     del running[name]
-                    tqdm.write(f"arm {name} {'finished' if proc.returncode == 0 else f'FAILED (exit {proc.returncode})'}")
-            bar.n = sum(stages_done(arms_dir / arm_name(m, f)) for m, f in ARMS)
+                    _next_step(job, (index, proc.returncode), logs_dir, running, finished, failed)
+            bar.n = progress()
             bar.refresh()
     except BaseException:
-        for proc in running.values():  # each arm is its own process group: stop it whole
-            try:
-                os.killpg(proc.pid, signal.SIGINT)
-            except ProcessLookupError:
-                pass
-        for proc in running.values():
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
+        _stop([proc for _, _, proc in running.values()])
         raise
     finally:
         bar.close()
-    return codes
+    return failed
+
+
+def _next_step(job: Job, ended: tuple[int, int] | None, logs_dir: Path, running: dict, finished: set,
+               failed: dict) -> None:
+    """After step ``ended`` = (index, exit code) of ``job`` (None: not started yet), launch its next
+    step or record the job as finished or failed. A step that exits 0 without its output fails (-1)."""
+    from tqdm import tqdm
+
+    if ended is not None and (ended[1] != 0 or not job.steps[ended[0]][1]()):
+        failed[job.name] = ended[1] or -1
+        tqdm.write(f"{job.name} FAILED (exit {ended[1]}{'' if ended[1] else ', output incomplete'})")
+        return
+    launched = _launch(job, logs_dir)
+    if launched is None:
+        finished.add(job.name)
+        tqdm.write(f"{job.name} finished")
+    else:
+        running[job.name] = (job, *launched)
+
+
+def run_complete(path: Path) -> bool:
+    """A run folder that exists and has no ``.incomplete`` marker."""
+    return path.is_dir() and not (path / ".incomplete").exists()
+
+
+def run_arms(cfg: AblationConfig, arms_dir: Path, jobs: int, total_stages: int) -> dict[str, int]:
+    """Run the unfinished arms, ``jobs`` at a time; returns the exit code of each failed arm."""
+    workers = max(1, (os.cpu_count() or 1) // jobs)
+    plan = [Job(arm_name(m, f), [(arm_argv(cfg, arms_dir, m, f, workers),
+                                  lambda d=arms_dir / arm_name(m, f): run_complete(d))]) for m, f in ARMS]
+    return run_jobs(plan, arms_dir, jobs, lambda: sum(stages_done(arms_dir / j.name) for j in plan),
+                    total_stages * len(ARMS), "ablation stages")
 
 
 def pass_at_1_table(arms_dir: Path) -> tuple[list[dict], str]:
@@ -224,8 +293,7 @@ def main_ablation(argv: list[str]) -> int:
     jobs = auto_jobs(cfg, train_cfg)
     run = open_ablation(cfg, args.results_dir, args.run)
     try:
-        codes = run_arms(cfg, run.path / "arms", jobs, total_stages=4 + 4 * train_cfg.iters)
-        failed = {name: code for name, code in codes.items() if code != 0}
+        failed = run_arms(cfg, run.path / "arms", jobs, total_stages=4 + 4 * train_cfg.iters)
         if failed:
             name, code = next(iter(failed.items()))
             raise UserError(f"ablation arm {name} failed (exit {code}); see {run.path / 'arms' / f'{name}.log'}, "

@@ -26,6 +26,7 @@ if os.environ.get("FAIL_ARM") == sys.argv[2]:
 rows = [{"iteration": i, "pass@1": round(0.1 * i + (0.05 if "iterative" in sys.argv[2] else 0), 3)} for i in range(3)]
 (run / "summary.json").write_text(json.dumps({"iterations": rows}))
 (run / "state.json").write_text(json.dumps({"stages": {"a": {"done": True}}}))
+(run / ".incomplete").unlink(missing_ok=True)  # as RunFolder.finish does
 with open(pathlib.Path(sys.argv[1]) / "launched.txt", "a") as fh:
     fh.write(sys.argv[2] + "\\n")
 """
