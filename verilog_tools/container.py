@@ -10,6 +10,11 @@ sandbox Flatpak uses; it does the heavy part: namespaces and mounts). Inside, th
 - no network (a new, empty network namespace), new PID, IPC and UTS namespaces, a new user namespace
   where the kernel allows one, no capabilities, a new session (no terminal injection), and death with
   its parent: a harness killed by SIGKILL takes its simulators with it.
+The tool runs as PID 1 of its namespace (`--as-pid-1`, no init of bwrap's in between): bwrap itself
+reaps it, so the tool's CPU time reaches the harness through wait4, and when the tool ends the kernel
+kills whatever it left in the namespace. As PID 1 it ignores signals it has no handler for, SIGXCPU and
+SIGXFSZ included: RLIMIT_CPU's hard limit (SIGKILL, one second after the soft one) and the runner's
+output cap still apply.
 No /proc is mounted: the tools do not need it, and a container (Docker) may forbid mounting one.
 
 Mode, from the environment: `ITERTL_CONTAINMENT=bwrap` (the default) or `none` (explicit opt-out; runs
@@ -25,7 +30,6 @@ from __future__ import annotations
 import atexit
 import functools
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -38,8 +42,6 @@ from verilog_tools.errors import UserError
 MODES = ("bwrap", "none")
 ENV_VAR = "ITERTL_CONTAINMENT"
 _MERGED_USR_LINKS = ("bin", "lib", "lib64", "sbin")
-CPU_FILE = ".itertl-cpu"
-_TIMES = re.compile(r"(\d+)m([\d.]+)s")
 _lock = threading.Lock()
 _scratch: dict[str, tuple] = {}   # TMPDIR -> (pid, folder, reaper)
 
@@ -81,7 +83,7 @@ def bwrap_argv(argv: Sequence[str], cwd: Path, readonly: Sequence[Path | str] = 
 
     `proc`: mount a /proc of the container's own PID namespace (Yosys finds its data files through
     /proc/self/exe); a container such as Docker may forbid it, and the tool then fails in its sandbox."""
-    args = [_bwrap() or "bwrap", "--unshare-all", "--unshare-user-try", "--die-with-parent",
+    args = [_bwrap() or "bwrap", "--unshare-all", "--unshare-user-try", "--die-with-parent", "--as-pid-1",
             "--new-session", "--cap-drop", "ALL", *_root_binds(), "--dev", "/dev", "--tmpfs", "/tmp"]
     if proc:
         args += ["--proc", "/proc"]
@@ -91,22 +93,7 @@ def bwrap_argv(argv: Sequence[str], cwd: Path, readonly: Sequence[Path | str] = 
     for path in readonly:
         args += ["--ro-bind", str(path), str(path)]
     cwd = str(Path(cwd).resolve())
-    # bwrap's own init reaps the tool, so the harness's wait4 never sees the tool's CPU time: a shell
-    # between them records it (`times`: the CPU of the shell's children) in CPU_FILE for `cpu_seconds`.
-    timed = ["/bin/sh", "-c", f'"$@"; s=$?; times > {CPU_FILE}; exit $s', "sh", *argv]
-    return args + ["--bind", cwd, cwd, "--chdir", cwd, "--", *timed]
-
-
-def cpu_seconds(cwd: Path) -> float | None:
-    """The user + system CPU the contained tool used, as its shell recorded it (then removed)."""
-    path = Path(cwd) / CPU_FILE
-    try:
-        lines = path.read_text()[:200].splitlines()
-        path.unlink()
-    except OSError:
-        return None
-    times = _TIMES.findall(lines[1]) if len(lines) > 1 else []
-    return sum(int(m) * 60 + float(sec) for m, sec in times) if len(times) == 2 else None
+    return args + ["--bind", cwd, cwd, "--chdir", cwd, "--", *argv]
 
 
 def wrap(argv: list[str], cwd: Path, readonly: Sequence[Path | str] = (), proc: bool = False) -> list[str]:

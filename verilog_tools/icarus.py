@@ -100,6 +100,7 @@ class SimResult:
     seconds: float       # wall time of the whole call
     cpu_seconds: float   # CPU of the iverilog and vvp processes
     log_tail: str
+    verdict_lines: tuple[str, ...] = ()   # every nonce-marked line the testbench printed, nonce removed
 
     @property
     def clean_tb_timeout(self) -> bool:
@@ -183,9 +184,15 @@ def mark_verdict(testbench: str, nonce: str) -> str | None:
     return marked if found else None
 
 
-def _result(status, started, cpu, log, mismatches=None, checks=None) -> SimResult:
+def _result(status, started, cpu, log, mismatches=None, checks=None, lines=()) -> SimResult:
     return SimResult(status=status, passed=status == st.PASS, mismatches=mismatches, checks=checks,
-                     seconds=time.monotonic() - started, cpu_seconds=cpu, log_tail=_tail(log))
+                     seconds=time.monotonic() - started, cpu_seconds=cpu, log_tail=_tail(log),
+                     verdict_lines=tuple(lines))
+
+
+def _marked_lines(stdout: str, nonce: str) -> list[str]:
+    """The lines the testbench's own marked literals printed, nonce removed (the design cannot print them)."""
+    return [line[len(nonce) + 1:] for line in stdout.splitlines() if line.startswith(nonce + " ")]
 
 
 TB_TIMEOUT_REASON = "the testbench reported TIMEOUT"
@@ -193,14 +200,14 @@ TB_TIMEOUT_REASON = "the testbench reported TIMEOUT"
 
 def _judge_run(run: RunResult, nonce: str, expected_samples: int | None) -> tuple[str, str, int | None, int | None]:
     """(status, reason, mismatches, checks) of a finished vvp run, read from the nonce lines only."""
-    lines = [line[len(nonce) + 1:] for line in run.stdout.splitlines() if line.startswith(nonce + " ")]
+    lines = _marked_lines(run.stdout, nonce)
     verdicts = [m for m in (re.match(r"Mismatches:\s*(\d+)\s+in\s+(\d+)\s+samples", l) for l in lines) if m]
     mismatches, checks = (int(verdicts[-1].group(1)), int(verdicts[-1].group(2))) if verdicts else (None, None)
-    if run.timed_out:
-        return st.TIMEOUT, "simulation stopped at the wall-clock or CPU limit", mismatches, checks
-    if run.output_exceeded:
+    if run.output_exceeded:   # before the time limit: a contained flood (PID 1 ignores SIGXFSZ) runs until it
         return (st.RUNTIME_ERROR, "simulation output exceeded the cap (stdout/stderr or file size limit)",
                 mismatches, checks)
+    if run.timed_out:
+        return st.TIMEOUT, "simulation stopped at the wall-clock or CPU limit", mismatches, checks
     if any(l.strip() == "TIMEOUT" for l in lines):
         # Some upstream stimuli outlast their testbench's own time limit (VerilogEval v2's Prob082,
         # Prob141, Prob156: the reference times out too). Reaching that limit is then a pass only when
@@ -263,7 +270,8 @@ def simulate(design: str, testbench: str, *, top: str = "tb", dut_module: str = 
     log = (run.stderr + "\n" + run.stdout).replace(nonce + " ", "[tb] ")
     if reason:
         log = f"{log.rstrip()}\n[{status}] {reason}"
-    return _result(status, started, comp.cpu_seconds + run.cpu_seconds, log, mismatches, checks)
+    return _result(status, started, comp.cpu_seconds + run.cpu_seconds, log, mismatches, checks,
+                   _marked_lines(run.stdout, nonce))
 
 
 def _compile(d: Path, testbench: str, design: str, top: str, limits: SimLimits) -> tuple[RunResult, Path | None]:

@@ -10,7 +10,9 @@
   HOME and TMPDIR = the sample dir), its own process group (start_new_session);
 - a wall-clock limit enforced by a timer that SIGKILLs the whole process group (no polling);
 - resource limits (see Cost): RLIMIT_CPU (CPU seconds), RLIMIT_AS (memory), RLIMIT_FSIZE (every file
-  the child writes, its captured stdout/stderr included: a flood ends in SIGXFSZ), RLIMIT_CORE = 0;
+  the child writes, its captured stdout/stderr included: an uncontained flood ends in SIGXFSZ; a contained
+  tool, PID 1 of its namespace, ignores SIGXFSZ and SIGXCPU, so its writes fail and the hard CPU limit or
+  the wall-clock limit ends it), RLIMIT_CORE = 0;
 - stdout/stderr written to files in the sample dir and read back up to `output_bytes`;
 - a SIGKILL of the whole process group when the child exits, even on success.
 
@@ -26,9 +28,8 @@ design); RLIMIT_AS and RLIMIT_CPU are per process, not per group; disk use is bo
 
 Safe to call from many threads at once: nothing is shared between calls except the read-only config.
 Cost: the limits are set by util-linux's ``prlimit`` exec'd in front of bwrap and the tool (one more exec,
-a few ms per process whatever the parent's size), so the child starts by vfork/posix_spawn; bwrap and the
-shell that records the tool's CPU add one container start per process (+14% wall on the 3,120-sample
-evaluation in BENCHMARKS.md). Without a working ``prlimit`` the limits are set by a
+a few ms per process whatever the parent's size), so the child starts by vfork/posix_spawn; bwrap adds one
+container start per process (measured in BENCHMARKS.md, "eval_throughput"). Without a working ``prlimit`` the limits are set by a
 preexec function, which forces a full fork: about 25 ms more from a trainer holding torch and a model.
 """
 from __future__ import annotations
@@ -236,7 +237,6 @@ def run_sandboxed(argv: Sequence[str], cwd: Path | str, limits: Limits | None = 
     if wrapped is not argv:
         if returncode is not None and returncode > 128:
             sig, returncode = returncode - 128, None   # the container reports a death by signal as 128 + n
-        cpu = max(cpu, container.cpu_seconds(cwd) or 0.0)
     cpu_limited = sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= limits.cpu_seconds)
     return RunResult(
         returncode=returncode, signal=sig, timed_out=timed_out or cpu_limited,
