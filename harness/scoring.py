@@ -62,6 +62,9 @@ class ScoreConfig:
     equivalence_cycles: int = _f(256, "equivalence mode: stimulus vectors (clock cycles) after reset")
     equivalence_group: bool = _f(True, "equivalence mode: simulate a group's candidates in one run "
                                        "(False: one run per candidate)")
+    equivalence_start: str = _f("auto", "equivalence mode: start state of every variable: x (until reset), "
+                                        "zero (as an FPGA after configuration), auto (x; zero for a reference "
+                                        "whose outputs are never defined from x); tasks.difftb")
 
     def __post_init__(self):
         if self.mode not in MODES:
@@ -78,6 +81,8 @@ class ScoreConfig:
                              f"got {self.equivalence_floor}, {self.equivalence_ceiling}, {self.equivalence_pass_score}")
         if self.equivalence_cycles < 1:
             raise ValueError(f"ScoreConfig.equivalence_cycles must be >= 1, got {self.equivalence_cycles}")
+        if self.equivalence_start not in ("auto", "x", "zero"):
+            raise ValueError(f"ScoreConfig.equivalence_start must be auto, x or zero, got {self.equivalence_start!r}")
 
 
 def score_groups(records, sampled_texts: list[list[str]], cfg: ScoreConfig, workers: int = 1,
@@ -175,7 +180,8 @@ def _apply_equivalence_scores(records, cands, cfg: ScoreConfig, workers: int, li
     order = sorted(by_record)
     items = [(records[r].reference, [c["text"] for c in by_record[r]],
               records[r].dut_module or next(iter(module_names(records[r].header or "")), None)) for r in order]
-    results = check_groups(items, cfg=StimulusConfig(cycles=cfg.equivalence_cycles), limits=limits,
+    stimulus = StimulusConfig(cycles=cfg.equivalence_cycles, start=cfg.equivalence_start)
+    results = check_groups(items, cfg=stimulus, limits=limits,
                            workers=workers, group=cfg.equivalence_group)
     excluded = {}
     for r, result in zip(order, results):

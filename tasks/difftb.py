@@ -30,11 +30,28 @@ Comparison: all outputs concatenated, `ref !== (ref ^ dut ^ ref)`, VerilogEval's
 candidate where the reference has 0/1 is a mismatch; an X or Z bit of the reference is a don't-care
 (Z is first turned into X: `z !== x` would count an undriven reference bit as a mismatch).
 
-Verdict: the testbench prints ONE `Mismatches: N in M samples` line (the verifier reads only the last
-nonce-marked line). For a group of n slots each compared S times, M = n*S and N packs the per-slot
-mismatch counts c_i in base S+1: N = sum_i c_i * (S+1)^i (`decode_counts`). With one slot it is the
-plain count. A slot may instead count the samples where the reference's outputs have an X/Z bit
-(`Slot.UNKNOWN`: every output bit X/Z), which tells a reference whose outputs are never defined.
+Start state (`zero_start`): by default every variable starts as Verilog says, X, and a reset must
+define it. With `zero_start` the testbench first sets every X or Z bit of every 4-state variable of the
+reference and of each candidate to 0, at time 0 through hierarchical names (`tasks.ports.read_variables`
+lists them; the candidates' text is not touched), as an FPGA after configuration or Verilator's
+`--x-initial 0` starts. It copies each variable through a 2-state `bit` vector, which keeps 0/1 bits and
+turns X/Z into 0, so a design's own initial value (`reg q = 1`, `initial q = 1`) survives whichever
+initial block runs first at time 0 (an X that a design's initial block writes itself may become 0 or
+stay). The copy goes back by `force` and `release`, which leaves a plain variable at the new value and
+hands a variable that a continuous assignment drives (`output reg y; assign y = t;`) back to its
+driver; memory words are assigned directly. Nets are not variables and are left alone (an undriven output stays
+Z, two drivers stay X). What it cannot see: variables `read_variables` does not list (unnamed
+`begin` blocks, instance arrays, enums, multi-dimensional memories) keep X; a variable going from X to
+0 is a negative edge at time 0 for `always @(negedge v)`; an `always @*` that reads no signal never
+runs in simulation, so its output keeps its start value where synthesis would give the constant.
+
+Verdict: the testbench prints one line per slot, `Mismatches: c in S samples of slot i` (i = 0..n-1, in
+order), then the total `Mismatches: N in M samples` with N = sum c_i and M = n*S, which the verifier
+reads as the run's verdict (the last nonce-marked line). Every line starts with the `Mismatches:`
+literal, so the verifier marks each with its nonce and the design cannot print one
+(`verilog_tools.icarus`); `parse_slot_counts` reads the per-slot lines strictly from the nonce-marked
+lines the verifier returns. A slot may instead count the samples where the reference's outputs have no
+0/1 bit (`Slot.UNKNOWN`), which tells a reference whose outputs are never defined.
 """
 from __future__ import annotations
 
@@ -42,10 +59,12 @@ import random
 import re
 from dataclasses import dataclass
 
-from tasks.ports import ModuleInterface, Port
+from tasks.ports import MAX_PORT_BITS, ModuleInterface, Port, Variable
 from verilog_tools.config import option as _f
 
-VERDICT_BITS = 256
+STARTS = ("auto", "x", "zero")
+MAX_SLOTS = 256   # a group run compares at most this many slots (its verdict total stays far below 2**31)
+_SLOT_LINE = re.compile(r"Mismatches: (\d+) in (\d+) samples of slot (\d+)")
 _CLOCK_PART = re.compile(r"^(clk\d*|clock\d*)$")
 _RESET_PART = re.compile(r"^(a?s?rst|a?s?reset|a?rstn|a?s?resetn|nrst|nreset|clr|clear)$")
 
@@ -56,8 +75,13 @@ class StimulusConfig:
     reset_cycles: int = _f(2, "vectors with reset asserted at the start")
     reset_rate: float = _f(1 / 32, "chance of reset being asserted again on a later vector")
     seed: int = _f(0, "seed of the random stimulus")
+    start: str = _f("auto", "start state of every variable: 'x' (Verilog's X until a reset defines it), "
+                    "'zero' (0, as an FPGA after configuration), 'auto' (x; zero when the reference's "
+                    "outputs are never defined from x)")
 
     def __post_init__(self):
+        if self.start not in STARTS:
+            raise ValueError(f"StimulusConfig.start must be one of {STARTS}, got {self.start!r}")
         if self.cycles < 1 or self.reset_cycles < 0:
             raise ValueError(f"StimulusConfig: cycles must be >= 1 and reset_cycles >= 0, got "
                              f"{self.cycles}, {self.reset_cycles}")
@@ -131,6 +155,7 @@ class Slot:
 
     UNKNOWN = "<unknown>"
     module: str                   # the candidate's module name in the design, or Slot.UNKNOWN
+    variables: tuple[Variable, ...] = ()   # what a zero start sets (read_variables of the candidate)
 
 
 def samples_per_slot(roles: Roles, cfg: StimulusConfig) -> int:
@@ -138,15 +163,34 @@ def samples_per_slot(roles: Roles, cfg: StimulusConfig) -> int:
     return vectors * (2 if roles.clock else 1)
 
 
-def max_slots(samples: int) -> int:
-    """How many slots one verdict can pack (see the module docstring)."""
-    return max(1, (VERDICT_BITS - 1) // (samples + 1).bit_length())
+def parse_slot_counts(lines, samples: int, n_slots: int, total: int | None) -> list[int] | None:
+    """Per-slot mismatch counts from the verifier's nonce-marked lines (nonce removed), or None unless
+    there is exactly one well-formed line per slot, in slot order, each over `samples` samples with at
+    most `samples` mismatches, and their sum equals the run's verdict `total`."""
+    counts: list[int] = []
+    for line in lines:
+        if not line.startswith("Mismatches:") or " of slot " not in line:
+            continue   # the total line, read by the verifier
+        m = _SLOT_LINE.fullmatch(line.strip())
+        if m is None or int(m.group(3)) != len(counts) or int(m.group(2)) != samples or int(m.group(1)) > samples:
+            return None
+        counts.append(int(m.group(1)))
+    if len(counts) != n_slots or total is None or sum(counts) != total:
+        return None
+    return counts
 
 
-def decode_counts(mismatches: int, samples: int, n_slots: int) -> list[int]:
-    """Per-slot mismatch counts from a packed verdict."""
-    base = samples + 1
-    return [(mismatches // base ** i) % base for i in range(n_slots)]
+def _zero_start(prefix: str, variables) -> list[str]:
+    """Testbench lines that turn the X/Z bits of each variable under `prefix` into 0 (module docstring)."""
+    lines = []
+    for v in variables:
+        name = f"{prefix}.{v.path}"
+        if v.words is None:
+            lines.append(f"    itertl_zero = {name}; force {name} = itertl_zero; release {name};")
+        else:
+            lines.append(f"    for (itertl_k = {v.words[0]}; itertl_k <= {v.words[1]}; itertl_k = itertl_k + 1) "
+                         f"begin itertl_zero = {name}[itertl_k]; {name}[itertl_k] = itertl_zero; end")
+    return lines
 
 
 def _decl(p: Port, prefix: str = "") -> str:
@@ -173,12 +217,14 @@ def group_wrapper(name: str, roles: Roles, slots: list[Slot]) -> str:
 
 
 def testbench(top: str, ref_module: str, wrapper: str, roles: Roles, slots: list[Slot],
-              cfg: StimulusConfig) -> str:
-    """The tb module `top`: the reference `ref_module` and the wrapper `wrapper` side by side."""
+              cfg: StimulusConfig, ref_variables: tuple[Variable, ...] | None = None) -> str:
+    """The tb module `top`: the reference `ref_module` and the wrapper `wrapper` side by side. With
+    `ref_variables` (a tuple, maybe empty) both sides start from zero: the reference's listed variables
+    and each slot's `variables` (module docstring)."""
     vectors = stimulus(roles, cfg)
     samples = samples_per_slot(roles, cfg)
-    if len(slots) > max_slots(samples):
-        raise ValueError(f"{len(slots)} slots do not fit one verdict of {samples} samples each")
+    if len(slots) > MAX_SLOTS:
+        raise ValueError(f"{len(slots)} slots in one testbench (at most {MAX_SLOTS})")
     data_bits = sum(p.width for p in roles.data)
     width = data_bits + 1   # the reset bit (kept even without a reset; it stays 0)
     inputs = [p for p in roles.data] + [Port(n, "input", 1) for n in (roles.clock, roles.reset) if n]
@@ -189,7 +235,8 @@ def testbench(top: str, ref_module: str, wrapper: str, roles: Roles, slots: list
         if slot.module != Slot.UNKNOWN:
             lines += [f"  wire {_decl(Port(_out(i, p.name), 'output', p.width))};" for p in roles.outputs]
     lines.append(f"  reg [{width - 1}:0] itertl_stim [0:{len(vectors) - 1}];")
-    lines.append(f"  reg itertl_reset_bit;\n  integer itertl_i, itertl_samples;\n  reg [{VERDICT_BITS - 1}:0] itertl_verdict;")
+    lines.append("  reg itertl_reset_bit;\n  integer itertl_i, itertl_k, itertl_samples, itertl_total;")
+    lines.append(f"  bit [{MAX_PORT_BITS - 1}:0] itertl_zero;   // 2-state: X/Z bits become 0 on assignment")
     lines += [f"  integer itertl_err{i};" for i in range(len(slots))]
     conns = [f".{p.name}({p.name})" for p in inputs]
     lines.append(f"  {ref_module} itertl_ref (" + ", ".join(conns + [f".{p.name}(itertl_ref_{p.name})"
@@ -213,6 +260,10 @@ def testbench(top: str, ref_module: str, wrapper: str, roles: Roles, slots: list
     reset_value = "itertl_reset_bit" if not roles.reset_active_low else "!itertl_reset_bit"
     data_cat = "{" + ", ".join(["itertl_reset_bit"] + [p.name for p in roles.data]) + "}"
     body = ["  initial begin"]
+    if ref_variables is not None:
+        body += _zero_start("itertl_ref", ref_variables)
+        body += [line for i, s in enumerate(slots) if s.module != Slot.UNKNOWN
+                 for line in _zero_start(f"itertl_group.itertl_u{i}", s.variables)]
     body += [f"    itertl_stim[{k}] = {width}'h{(rst << data_bits | _pack(roles.data, values)):x};"
              for k, (rst, values) in enumerate(vectors)]
     body += ["    itertl_samples = 0;"] + [f"    itertl_err{i} = 0;" for i in range(len(slots))]
@@ -227,10 +278,11 @@ def testbench(top: str, ref_module: str, wrapper: str, roles: Roles, slots: list
     else:
         body += [f"      {a}" for a in apply] + ["      #5 itertl_check;", "      #5;"]
     body.append("    end")
-    body.append("    itertl_verdict = 0;")
-    body += [f"    itertl_verdict = itertl_verdict * {samples + 1} + itertl_err{i};"
-             for i in reversed(range(len(slots)))]
-    body.append(f'    $display("Mismatches: %1d in %1d samples", itertl_verdict, itertl_samples * {len(slots)});')
+    body.append("    itertl_total = 0;")
+    for i in range(len(slots)):
+        body.append(f'    $display("Mismatches: %1d in %1d samples of slot %1d", itertl_err{i}, itertl_samples, {i});')
+        body.append(f"    itertl_total = itertl_total + itertl_err{i};")
+    body.append(f'    $display("Mismatches: %1d in %1d samples", itertl_total, itertl_samples * {len(slots)});')
     body += ["    $finish;", "  end", "endmodule"]
     return "\n".join(lines + body) + "\n"
 

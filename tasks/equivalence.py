@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from tasks import difftb
 from tasks.difftb import Slot, StimulusConfig
-from tasks.ports import InterfaceError, module_declarations, read_interface, rename_modules
+from tasks.ports import InterfaceError, module_declarations, read_interface, read_variables, rename_modules
 from verilog_tools import status as st
 from verilog_tools.text import tokenize
 
@@ -58,6 +58,7 @@ class GroupResult:
     verdicts: list[Verdict | None]
     simulations: int = 0
     grouped: bool = True                 # False when the group run failed and candidates ran alone
+    zero_start: bool = False             # True when every variable started at 0 (tasks.difftb docstring)
     notes: list[str] = field(default_factory=list)
 
 
@@ -72,6 +73,19 @@ class _Reference:
     copy_top: str
 
 
+@dataclass(frozen=True)
+class _Design:
+    text: str             # a candidate (or the reference's copy) with its modules renamed
+    top: str
+
+    def variables(self) -> tuple:
+        """What a zero start sets in it; nothing when slang cannot elaborate it (iverilog judges it)."""
+        try:
+            return tuple(read_variables(self.text, self.top))
+        except InterfaceError:
+            return ()
+
+
 def _tag(*texts: str) -> str:
     return hashlib.sha256("\0".join(texts).encode("utf-8", "replace")).hexdigest()[:10]
 
@@ -80,14 +94,14 @@ def _has_directive(code: str) -> bool:
     return any(t.kind == "dir" for t in tokenize(code))
 
 
-def _renamed(code: str, prefix: str, top: str | None) -> tuple[str, str]:
-    """`code` with its modules renamed under `prefix`; (text, the top module's new name)."""
+def _renamed(code: str, prefix: str, top: str | None) -> _Design:
+    """`code` with its modules renamed under `prefix` (its top module becomes `prefix` itself)."""
     names = module_declarations(code)
     if not names:
         raise InterfaceError("no module declaration found")
     top = top if top in names else names[0] if len(names) == 1 else names[-1]
     renames = {n: prefix if n == top else f"{prefix}_{n}" for n in names}
-    return rename_modules(code, renames), prefix
+    return _Design(rename_modules(code, renames), prefix)
 
 
 def _undefines(code: str) -> str:
@@ -103,38 +117,54 @@ def prepare_reference(reference: str, module: str | None, tag: str) -> _Referenc
     roles = difftb.recognise_roles(iface)
     if not roles.outputs:
         raise InterfaceError("no outputs")
-    tb_text, ref_top = _renamed(reference, f"itertl_ref_{tag}", iface.name)
-    copy, copy_top = _renamed(reference, f"itertl_self_{tag}", iface.name)
-    return _Reference(tag, iface.name, roles, tb_text, ref_top, copy, copy_top)
+    tb = _renamed(reference, f"itertl_ref_{tag}", iface.name)
+    copy = _renamed(reference, f"itertl_self_{tag}", iface.name)
+    return _Reference(tag, iface.name, roles, tb.text, tb.top, copy.text, copy.top)
 
 
-def _simulate(ref: _Reference, designs: list[tuple[str, str]], with_self: bool, cfg: StimulusConfig,
-              limits, run_id: str):
-    """One run: slots [self, unknown] (when with_self) + `designs` ((text, top) each). Returns
-    (status, per-slot counts or None, samples)."""
+def _simulate(ref: _Reference, designs: list[_Design], with_self: bool, cfg: StimulusConfig,
+              limits, run_id: str, zero: bool):
+    """One run: slots [self, unknown] (when with_self) + `designs`, from a zero start when `zero`.
+    Returns (status, per-slot mismatch counts or None, samples)."""
     from verilog_tools import icarus
 
-    slots = ([Slot(ref.copy_top), Slot(Slot.UNKNOWN)] if with_self else []) + [Slot(top) for _, top in designs]
+    copy = _Design(ref.copy, ref.copy_top)
+    slot_designs = ([copy, None] if with_self else []) + list(designs)
+    slots = [Slot(Slot.UNKNOWN) if d is None else Slot(d.top, d.variables() if zero else ())
+             for d in slot_designs]
+    ref_variables = _Design(ref.tb_text, ref.ref_top).variables() if zero else None
     wrapper, tb_top = f"itertl_group_{ref.tag}{run_id}", f"itertl_tb_{ref.tag}{run_id}"
     samples = difftb.samples_per_slot(ref.roles, cfg)
-    tb = (ref.tb_text.rstrip() + "\n" + _undefines(ref.tb_text) + "`resetall\n`timescale 1ns/1ps\n"
-          + difftb.testbench(tb_top, ref.ref_top, wrapper, ref.roles, slots, cfg))
-    parts = [difftb.group_wrapper(wrapper, ref.roles, slots)] + [text for text, _ in designs]
+    # The reference shares the candidates' time unit: iverilog's default (1 s) would stretch its `#1`
+    tb = ("`timescale 1ns/1ps\n" + ref.tb_text.rstrip() + "\n" + _undefines(ref.tb_text)
+          + "`resetall\n`timescale 1ns/1ps\n"
+          + difftb.testbench(tb_top, ref.ref_top, wrapper, ref.roles, slots, cfg, ref_variables))
+    parts = [difftb.group_wrapper(wrapper, ref.roles, slots)] + [d.text for d in designs]
     if with_self:
         parts.append(ref.copy)   # last: its macros must not reach the candidates
     result = icarus.simulate("\n".join(parts), tb, top=tb_top, dut_module=wrapper, limits=limits,
                              expected_samples=samples * len(slots))
+    counts = None
     if result.status in (st.PASS, st.MISMATCH) and result.checks == samples * len(slots):
-        return result.status, difftb.decode_counts(result.mismatches or 0, samples, len(slots)), samples
-    return result.status, None, samples
+        counts = difftb.parse_slot_counts(result.verdict_lines, samples, len(slots), result.mismatches)
+    return result.status, counts, samples
 
 
-def _self_verdict(counts: list[int], samples: int) -> str | None:
+def _self_verdict(ref: _Reference, counts: list[int], samples: int, zero: bool) -> str | None:
     if counts[0]:
         return f"reference differs from its own copy in {counts[0]} of {samples} samples (nondeterministic)"
+    if counts[1] == samples and not zero:
+        return NEVER_DEFINED
     if counts[1] == samples:
-        return "reference outputs are X/Z in every bit of every sample (no reset, or undriven)"
+        return ("reference outputs are X/Z in every bit of every sample, even from a zero start (undriven "
+                "outputs, several drivers on one net)")
+    if zero and not (ref.roles.data or ref.roles.clock or ref.roles.reset):
+        return ("reference outputs are defined only by a zero start and it has no inputs (an always @* that "
+                "reads no signal never runs in simulation)")
     return None
+
+
+NEVER_DEFINED = "reference outputs are X/Z in every bit of every sample (no reset, or undriven)"
 
 
 def default_limits():
@@ -142,6 +172,46 @@ def default_limits():
     and a hanging candidate then costs its group 10 s, not the verifier's general 60."""
     from verilog_tools.icarus import SimLimits
     return SimLimits(compile_wall_seconds=30.0, sim_wall_seconds=10.0, cpu_seconds=10.0)
+
+
+def _reference_run(ref, designs, together, cfg, limits, result: GroupResult):
+    """The group run (reference check + `together`), or the reference check alone when the group run
+    fails; again from a zero start when the reference's outputs are never defined from X and `cfg.start`
+    is "auto". Returns (counts, together, zero); counts is None when the reference is unusable."""
+    zero = cfg.start == "zero"
+    while True:
+        status, counts, samples = _simulate(ref, [designs[i] for i in together], True, cfg, limits,
+                                            "z" if zero else "", zero)
+        result.simulations += 1
+        if counts is None and together:
+            result.grouped = False
+            result.notes.append(f"group run ended {status}: candidates ran alone")
+            status, counts, _ = _simulate(ref, [], True, cfg, limits, "zs" if zero else "s", zero)
+            result.simulations += 1
+            together = []
+        if counts is None or zero or cfg.start != "auto" or counts[1] != samples:
+            break
+        zero = True
+        result.notes.append("reference outputs never defined from X: every variable starts at 0")
+    if counts is None:
+        result.excluded = _EXCLUDED_BECAUSE.get(status, f"reference check ended {status}")
+    else:
+        result.excluded = _self_verdict(ref, counts, samples, zero)
+    return counts, together, zero
+
+
+def _alone(ref, design: _Design, cfg, limits, run_id: str, zero: bool, result: GroupResult) -> Verdict:
+    """One candidate in a run of its own. From a zero start, a compile error that the same run from X
+    does not have is the testbench's (a variable slang listed and iverilog does not know): unscorable."""
+    status, counts, samples = _simulate(ref, [design], False, cfg, limits, run_id, zero)
+    result.simulations += 1
+    if zero and status == st.COMPILE_ERROR:
+        plain, _, _ = _simulate(ref, [design], False, cfg, limits, run_id + "x", False)
+        result.simulations += 1
+        if plain != st.COMPILE_ERROR:
+            result.notes.append(f"{run_id}: the zero start of this candidate does not compile")
+            return Verdict(st.INFRA_ERROR)
+    return Verdict(status, counts[0], samples) if counts else Verdict(status)
 
 
 def check_group(reference: str, candidates: list[str], *, module: str | None = None,
@@ -156,29 +226,16 @@ def check_group(reference: str, candidates: list[str], *, module: str | None = N
     except InterfaceError as exc:
         return GroupResult(f"reference ports: {exc}", [None] * len(candidates))
     verdicts: list[Verdict | None] = [None] * len(candidates)
-    designs: dict[int, tuple[str, str]] = {}
+    designs: dict[int, _Design] = {}
     for i, cand in enumerate(candidates):
         try:
             designs[i] = _renamed(cand, f"itertl_c{i}_{tag}", ref.name)
         except InterfaceError:
             verdicts[i] = Verdict(st.COMPILE_ERROR)
     samples = difftb.samples_per_slot(ref.roles, cfg)
-    capacity = difftb.max_slots(samples) - 2
-    together = [i for i in designs if group and not _has_directive(candidates[i])][:max(0, capacity)]
+    together = [i for i in designs if group and not _has_directive(candidates[i])][:difftb.MAX_SLOTS - 2]
     result = GroupResult(None, verdicts)
-    status, counts, _ = _simulate(ref, [designs[i] for i in together], True, cfg, limits, "")
-    result.simulations += 1
-    if counts is None and together:
-        result.grouped = False
-        result.notes.append(f"group run ended {status}: candidates ran alone")
-        status, counts, _ = _simulate(ref, [], True, cfg, limits, "s")
-        result.simulations += 1
-        together = []
-    if counts is None:
-        result.excluded = _EXCLUDED_BECAUSE.get(status, f"reference check ended {status}")
-        result.verdicts = [None] * len(candidates)
-        return result
-    result.excluded = _self_verdict(counts, samples)
+    counts, together, zero = _reference_run(ref, designs, together, cfg, limits, result)
     if result.excluded:
         result.verdicts = [None] * len(candidates)
         return result
@@ -186,9 +243,8 @@ def check_group(reference: str, candidates: list[str], *, module: str | None = N
         verdicts[i] = Verdict(st.PASS if c == 0 else st.MISMATCH, c, samples)
     for i in designs:
         if verdicts[i] is None:
-            status, counts, _ = _simulate(ref, [designs[i]], False, cfg, limits, f"c{i}")
-            result.simulations += 1
-            verdicts[i] = Verdict(status, counts[0], samples) if counts else Verdict(status)
+            verdicts[i] = _alone(ref, designs[i], cfg, limits, f"c{i}", zero, result)
+    result.zero_start = zero
     return result
 
 

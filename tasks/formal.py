@@ -55,8 +55,8 @@ def formal_check(reference: str, candidate: str, *, module: str | None = None, b
     candidate = checked.text
     try:
         iface = read_interface(reference, module)
-        gold, _ = _renamed(reference, "itertl_gold", iface.name)
-        gate, _ = _renamed(candidate, "itertl_gate", iface.name)
+        gold = _renamed(reference, "itertl_gold", iface.name).text
+        gate = _renamed(candidate, "itertl_gate", iface.name).text
     except InterfaceError as exc:
         return FormalVerdict(UNKNOWN, time.monotonic() - started, str(exc))
     roles = difftb.recognise_roles(iface)

@@ -8,9 +8,13 @@ regex over the text). Failures are `InterfaceError`s whose message is the exclus
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 MAX_PORT_BITS = 4096   # wider ports make testbench vectors unwieldy; such references are excluded
+MAX_GENERATE_STEPS = 1 << 14   # slang's generate-loop budget here (its default is 131,072): candidates are untrusted
+MAX_VARIABLES = 4096   # read_variables stops listing after this many (a design's registers, not a memory's words)
+MAX_ARRAY_WORDS = 1 << 16   # larger memories are not listed
 
 
 class InterfaceError(ValueError):
@@ -65,8 +69,9 @@ def module_declarations(code: str) -> list[str]:
     return [m.header.name.valueText for m in _declarations(tree)]
 
 
-def read_interface(code: str, module: str | None = None) -> ModuleInterface:
-    """The ports of `module` (default: the last module declared, the usual top) elaborated by slang."""
+def _elaborate(code: str, module: str | None):
+    """(tree, compilation, body) of `module` (default: the last declared) elaborated as the top by slang.
+    Keep all three referenced: slang's nodes die with their owner."""
     ps = _pyslang()
     tree = _tree(code)
     names = [m.header.name.valueText for m in _declarations(tree)]
@@ -77,6 +82,7 @@ def read_interface(code: str, module: str | None = None) -> ModuleInterface:
         raise InterfaceError(f"module not found among {names}")
     options = ps.ast.CompilationOptions()
     options.topModules = {module}   # elaborate this module as the top, whoever instantiates it
+    options.maxGenerateSteps = MAX_GENERATE_STEPS
     # Icarus accepts a parameter declared after the port that uses it (`output [w-1:0] q); parameter w`),
     # and merged ANSI port declarations; so must the reader of its ports
     flags = ps.ast.CompilationFlags
@@ -86,6 +92,14 @@ def read_interface(code: str, module: str | None = None) -> ModuleInterface:
     body = next((inst.body for inst in comp.getRoot().topInstances if inst.name == module), None)
     if body is None:
         raise InterfaceError(f"module {module} could not be elaborated")
+    return tree, comp, body
+
+
+def read_interface(code: str, module: str | None = None) -> ModuleInterface:
+    """The ports of `module` (default: the last module declared, the usual top) elaborated by slang."""
+    ps = _pyslang()
+    tree, _comp, body = _elaborate(code, module)
+    module = body.name
     ports = []
     for p in body.portList:
         if p.kind != ps.ast.SymbolKind.Port:
@@ -103,6 +117,73 @@ def read_interface(code: str, module: str | None = None) -> ModuleInterface:
     if not ports:
         raise InterfaceError(f"module {module} has no ports")
     return ModuleInterface(module, tuple(ports), _edge_signals(tree))
+
+
+@dataclass(frozen=True)
+class Variable:
+    """A 4-state variable inside a module instance: `path` is its hierarchical name below the instance,
+    as Verilog text (escaped where needed), `words` the (lower, upper) index bounds of a memory."""
+    path: str
+    width: int
+    words: tuple[int, int] | None = None
+
+
+_SIMPLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+
+
+def _verilog_name(name: str) -> str:
+    return name if _SIMPLE_NAME.match(name) else f"\\{name} "
+
+
+def read_variables(code: str, module: str | None = None) -> list[Variable]:
+    """The 4-state variables (reg, logic, integer, 1-D memories of them) of `module` and of every module
+    instance, named generate block and named statement block below it, as slang elaborates them
+    (parameters at their defaults). Not listed: unnamed statement blocks, instance arrays, enum and
+    unpacked-struct variables, automatic variables, multi-dimensional memories, anything wider than
+    MAX_PORT_BITS, memories over MAX_ARRAY_WORDS; the list stops at MAX_VARIABLES."""
+    _tree_ref, _comp, body = _elaborate(code, module)
+    found: list[Variable] = []
+    _collect(body, "", found)
+    return found
+
+
+def _collect(scope, prefix: str, found: list[Variable]) -> None:
+    kinds = _pyslang().ast.SymbolKind
+    for m in scope:
+        if len(found) >= MAX_VARIABLES:
+            return
+        if m.kind == kinds.Variable:
+            var = _variable(m, prefix)
+            if var is not None:
+                found.append(var)
+        elif m.kind == kinds.Instance:
+            _collect(m.body, f"{prefix}{_verilog_name(m.name)}.", found)
+        elif m.kind in (kinds.GenerateBlock, kinds.StatementBlock) and m.name and not m.isUninstantiated:
+            _collect(m, f"{prefix}{_verilog_name(m.name)}.", found)
+        elif m.kind == kinds.GenerateBlockArray and m.name:
+            for block in m:
+                if not block.isUninstantiated:
+                    _collect(block, f"{prefix}{_verilog_name(m.name)}[{block.arrayIndex}].", found)
+
+
+def _variable(m, prefix: str) -> Variable | None:
+    ps = _pyslang()
+    if m.lifetime != ps.ast.VariableLifetime.Static:
+        return None
+    t, words = m.type, None
+    if t.isUnpackedArray:
+        if not t.hasFixedRange:
+            return None
+        lo, hi = int(t.fixedRange.lower), int(t.fixedRange.upper)
+        words, t = (lo, hi), t.elementType
+        if hi - lo + 1 > MAX_ARRAY_WORDS:
+            return None
+    if not t.isIntegral or not t.isFourState or t.isEnum or t.isUnpackedArray:
+        return None
+    width = int(t.bitWidth)
+    if not 1 <= width <= MAX_PORT_BITS:
+        return None
+    return Variable(prefix + _verilog_name(m.name), width, words)
 
 
 def _edge_signals(tree) -> dict:

@@ -51,6 +51,18 @@ def test_ports_and_roles_come_from_slang():
     assert difftb.recognise_roles(read_interface(ADDER)).clock is None
 
 
+def test_variables_come_from_slang_through_instances_and_named_blocks():
+    from tasks.ports import read_variables
+
+    code = ("module sub(input c, output reg [2:0] r); reg [1:0] mem [0:3]; always @(posedge c) r <= r + 1; endmodule\n"
+            "module top(input clk, output [2:0] z); reg [0:7] a; integer i; real x; wire w; bit b2;\n"
+            "  sub u1(.c(clk), .r(z));\n  genvar g; for (g = 0; g < 2; g = g + 1) begin : gb reg t; end\n"
+            "  always @(posedge clk) begin : blk reg inner; inner <= 1; end\nendmodule")
+    found = {(v.path, v.width, v.words) for v in read_variables(code, "top")}
+    assert found == {("a", 8, None), ("i", 32, None), ("u1.r", 3, None), ("u1.mem", 2, (0, 3)),
+                     ("gb[0].t", 1, None), ("gb[1].t", 1, None), ("blk.inner", 1, None)}
+
+
 def test_rename_uses_the_parsed_names_only():
     code = "module a(input x, output y); b u(.p(x), .q(y)); endmodule : a\nmodule b(input p, output q);\n" \
            "wire a_b = p; // module b\nassign q = a_b; endmodule"
@@ -59,11 +71,25 @@ def test_rename_uses_the_parsed_names_only():
     assert "wire a_b" in renamed and "// module b" in renamed and "module B1" in renamed
 
 
-def test_verdict_packing_round_trips():
-    counts, samples = [0, 5, 512, 3], 512
-    packed = sum(c * (samples + 1) ** i for i, c in enumerate(counts))
-    assert difftb.decode_counts(packed, samples, 4) == counts
-    assert difftb.max_slots(samples) >= 4 + 2
+def test_per_slot_verdicts_are_parsed_strictly():
+    lines = ["Mismatches: 0 in 512 samples of slot 0", "Mismatches: 512 in 512 samples of slot 1",
+             "Mismatches: 3 in 512 samples of slot 2", "Mismatches: 515 in 1536 samples"]
+    assert difftb.parse_slot_counts(lines, 512, 3, 515) == [0, 512, 3]
+    assert difftb.parse_slot_counts(lines, 512, 3, 514) is None          # sum differs from the verdict
+    assert difftb.parse_slot_counts(lines, 512, 4, 515) is None          # a slot has no line
+    assert difftb.parse_slot_counts(lines[1:2] + lines[:1] + lines[2:], 512, 3, 515) is None   # order
+    assert difftb.parse_slot_counts(lines[:1] + lines, 512, 3, 515) is None                     # repeated
+    assert difftb.parse_slot_counts(["Mismatches: 600 in 512 samples of slot 0"], 512, 1, 600) is None
+    assert difftb.parse_slot_counts(["Mismatches: 1 in 512 samples of slot 0 x"], 512, 1, 1) is None
+
+
+def test_many_slots_keep_exact_counts(icarus):
+    """One run of 40 candidates: every count comes back on its own line, none packed into another."""
+    mutants = [ADDER.replace("a + b", f"a + b + 8'd{k}") for k in range(1, 40)]
+    result = check_group(ADDER, [ADDER, *mutants], module="add")
+    assert result.simulations == 1 and result.grouped
+    assert result.verdicts[0].status == st.PASS
+    assert all(v.status == st.MISMATCH and 0 < v.mismatches <= v.samples for v in result.verdicts[1:])
 
 
 def test_group_scores_self_mutants_and_rewrites(icarus):
@@ -90,9 +116,44 @@ def test_a_candidate_that_breaks_the_group_run_falls_back_to_single_runs(icarus)
 def test_unusable_references_are_excluded_with_a_reason(icarus):
     no_outputs = check_group("module m(input a); endmodule", ["module m(input a); endmodule"])
     assert "no outputs" in no_outputs.excluded
-    never_defined = "module m(input clk, output reg [3:0] q); always @(posedge clk) q <= q + 1; endmodule"
-    result = check_group(never_defined, [never_defined])
-    assert "X/Z" in result.excluded and result.verdicts == [None]
+    undriven = "module m(input [3:0] a, output [3:0] y); endmodule"
+    result = check_group(undriven, [undriven])
+    assert "even from a zero start" in result.excluded and result.verdicts == [None]
+    two_drivers = "module m(input a, output y); assign y = a; assign y = ~a; endmodule"
+    assert "even from a zero start" in check_group(two_drivers, [two_drivers]).excluded
+    never_runs = "module m(output reg y); always @* y = 1'b1; endmodule"
+    assert "no inputs" in check_group(never_runs, [never_runs]).excluded
+
+
+NO_RESET = "module c(input clk, input en, output reg [3:0] q); always @(posedge clk) if (en) q <= q + 4'd1; endmodule"
+
+
+def test_a_reference_without_reset_is_compared_from_a_zero_start(icarus):
+    """Auto start: X first; outputs never defined, so every variable of both sides starts at 0. A
+    candidate's own initial value still counts: 0 is equivalent, 1 is not."""
+    init = "module c(input clk, input en, output reg [3:0] q); initial q = 4'd{};\n" \
+           "  always @(posedge clk) if (en) q <= q + 4'd1; endmodule"
+    candidates = [NO_RESET, init.format(0), init.format(1), NO_RESET.replace("q + 4'd1", "q + 4'd2"),
+                  # the same counter behind an output driven by a continuous assignment to a variable
+                  "module c(input clk, input en, output reg [3:0] q); reg [3:0] n; assign q = n;\n"
+                  "  always @(posedge clk) if (en) n <= n + 4'd1; endmodule"]
+    result = check_group(NO_RESET, candidates, module="c")
+    assert result.excluded is None and result.zero_start and result.simulations == 2
+    assert [v.status for v in result.verdicts] == [st.PASS, st.PASS, st.MISMATCH, st.MISMATCH, st.PASS]
+    x_start = check_group(NO_RESET, [NO_RESET], module="c", cfg=difftb.StimulusConfig(start="x"))
+    assert "X/Z" in x_start.excluded
+
+
+def test_a_missing_reset_is_still_caught_when_the_reference_has_one(icarus):
+    no_reset = COUNTER.replace("if (!rst_n) q <= 4'd0;\n    else if (en)", "if (en)")
+    result = check_group(COUNTER, [COUNTER, no_reset], module="counter")
+    assert not result.zero_start and [v.status for v in result.verdicts] == [st.PASS, st.MISMATCH]
+
+
+def test_delays_have_the_same_time_unit_on_both_sides(icarus):
+    delayed = "module d(input a, b, output y); wire t; assign #1 t = a & b; assign #1 y = ~t; endmodule"
+    result = check_group(delayed, [delayed, "module d(input a, b, output y); assign y = ~(a & b); endmodule"])
+    assert result.excluded is None and [v.status for v in result.verdicts] == [st.PASS, st.PASS]
 
 
 def _record(reference, rid="r1"):
@@ -124,15 +185,14 @@ def test_data_command_with_score_equivalence_lists_unusable_references(icarus, t
     from harness.data_cli import main_data
 
     rows = [{"instruction": "Write an 8-bit adder.", "output": ADDER},
-            {"instruction": "Write a counter without reset.",
-             "output": "module c(input clk, output reg [3:0] q); always @(posedge clk) q <= q + 1; endmodule"}]
+            {"instruction": "Write a stub.", "output": "module c(input [3:0] a, output [3:0] q); endmodule"}]
     data = tmp_path / "user.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "prepared"
     assert main_data(["--data", str(data), "--out", str(out), "--score", "equivalence", "--decontaminate", "0",
                       "--valid-fraction", "0"]) == 0
     excluded = json.loads((out / "equivalence_excluded.json").read_text())
-    assert len(excluded) == 1 and "X/Z" in next(iter(excluded.values()))
+    assert len(excluded) == 1 and "zero start" in next(iter(excluded.values()))
 
 
 def test_training_sampling_keeps_text_after_endmodule():
