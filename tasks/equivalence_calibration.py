@@ -2,14 +2,15 @@
 
 `python -m tasks.equivalence_calibration --out FILE.json` measures, each with its list of exceptions:
 - self-pass: the reference against itself (synthetic, VerilogEval v1 Human / v2 spec-to-rtl, the
-  compiling rtlcoder-small references);
+  compiling single-module references of each rtlcoder-small file given), with the references that
+  needed a zero start (`tasks.difftb`) counted;
 - mutants caught: seeded single-fault mutants (`tasks.synthetic.mutate`) that compile, per set;
 - equivalent rewrites passing (`tasks.rewrites`);
 - agreement with the official testbench on VerilogEval v1 Human's seeded mutants (`tasks.mutants`);
 - Rouge-L ties: of 120 single-fault mutants of synthetic training references, how many score 1.0
   under each Rouge-L tokenizer (and how many the differential testbench passes);
 - with --formal, agreement with Yosys (`tasks.formal`) on each reference and two of its mutants.
-Figures go into BENCHMARKS.md ("Equivalence score calibration"); the default tests assert the same
+Figures go into BENCHMARKS.md ("Equivalence score (issue 13)"); the default tests assert the same
 floors on small subsets (tests/test_equivalence.py).
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ import random
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 
 from tasks.equivalence import check_group
@@ -41,8 +43,10 @@ def self_pass(items: list[Item], workers: int = 2) -> dict:
     def one(item):
         tid, ref, top = item
         result = check_group(ref, [ref], module=top)
-        return tid, result.excluded, result.verdicts[0]
+        return tid, result.excluded, result.verdicts[0], result.zero_start and not result.excluded
     rows = _map(one, items, workers)
+    zero = [tid for tid, _, _, z in rows if z]
+    rows = [row[:3] for row in rows]
     excluded = [(tid, why) for tid, why, _ in rows if why]
     failed = [(tid, v.status) for tid, why, v in rows if not why and v.status != st.PASS]
     scored = len(rows) - len(excluded)
@@ -50,6 +54,7 @@ def self_pass(items: list[Item], workers: int = 2) -> dict:
             "passed": scored - len(failed), "pass_rate": (scored - len(failed)) / scored if scored else None,
             "pass_rate_all": (scored - len(failed)) / len(rows) if rows else None,
             "excluded_reasons": dict(Counter(why for _, why in excluded).most_common()),
+            "zero_start": len(zero), "zero_start_ids": zero,
             "exceptions": [{"id": t, "excluded": w} for t, w in excluded] + [{"id": t, "status": s} for t, s in failed]}
 
 
@@ -261,7 +266,8 @@ def rtlcoder_items(path: str, workers: int = 2) -> list[Item]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="JSON file for every figure and exception list")
-    parser.add_argument("--rtlcoder", default=None, help="rtlcoder-small JSONL (self-pass on its references)")
+    parser.add_argument("--rtlcoder", action="append", default=[],
+                        help="rtlcoder-small JSONL (self-pass on its references); repeat for several files")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--skip-official", action="store_true", help="skip the v1 Human agreement run")
     parser.add_argument("--formal", action="store_true", help="also compare with Yosys (tasks.formal)")
@@ -270,12 +276,12 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {}
     sets = {"synthetic": synthetic_items(), "verilog-eval-v1-human": benchmark_items("verilog-eval-v1-human"),
             "verilog-eval-v2-spec-to-rtl": benchmark_items("verilog-eval-v2-spec-to-rtl")}
-    if args.rtlcoder:
-        sets["rtlcoder-small"] = rtlcoder_items(args.rtlcoder, w)
+    for path in args.rtlcoder:
+        sets[f"rtlcoder-small/{Path(path).stem}"] = rtlcoder_items(path, w)
     for name, items in sets.items():
         started = time.monotonic()
         report[f"self_pass/{name}"] = self_pass(items, w)
-        if name != "rtlcoder-small":
+        if not name.startswith("rtlcoder-small"):
             report[f"mutants/{name}"] = mutants_caught(items, workers=w)
             report[f"rewrites/{name}"] = rewrites_pass(items, w)
         print(f"{name}: {time.monotonic() - started:.0f} s", file=sys.stderr)
