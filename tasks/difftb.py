@@ -222,7 +222,6 @@ def testbench(top: str, ref_module: str, wrapper: str, roles: Roles, slots: list
     `ref_variables` (a tuple, maybe empty) both sides start from zero: the reference's listed variables
     and each slot's `variables` (module docstring)."""
     vectors = stimulus(roles, cfg)
-    samples = samples_per_slot(roles, cfg)
     if len(slots) > MAX_SLOTS:
         raise ValueError(f"{len(slots)} slots in one testbench (at most {MAX_SLOTS})")
     data_bits = sum(p.width for p in roles.data)
@@ -244,19 +243,7 @@ def testbench(top: str, ref_module: str, wrapper: str, roles: Roles, slots: list
     wrap_conns = conns + [f".{_out(i, p.name)}({_out(i, p.name)})" for i, s in enumerate(slots)
                           if s.module != Slot.UNKNOWN for p in roles.outputs]
     lines.append(f"  {wrapper} itertl_group (" + ", ".join(wrap_conns) + ");")
-    out_bits = sum(p.width for p in roles.outputs)
-    lines.append(f"  reg [{out_bits - 1}:0] itertl_refv;")
-    ref_cat = "itertl_refv"   # the reference's outputs with Z turned into X (`^ 1'b0`): both don't-cares
-    check = ["  task itertl_check;", "    begin", "      itertl_samples = itertl_samples + 1;",
-             "      itertl_refv = {" + ", ".join(f"itertl_ref_{p.name}" for p in roles.outputs) + "} ^ 1'b0;"]
-    for i, slot in enumerate(slots):
-        if slot.module == Slot.UNKNOWN:
-            check.append(f"      if (({ref_cat} ^ {ref_cat}) === {{{out_bits}{{1'bx}}}}) itertl_err{i} = itertl_err{i} + 1;")
-        else:
-            dut_cat = "{" + ", ".join(_out(i, p.name) for p in roles.outputs) + "}"
-            check.append(f"      if ({ref_cat} !== ({ref_cat} ^ {dut_cat} ^ {ref_cat})) "
-                         f"itertl_err{i} = itertl_err{i} + 1;")
-    lines += check + ["    end", "  endtask"]
+    lines += _check_task(roles, slots)
     reset_value = "itertl_reset_bit" if not roles.reset_active_low else "!itertl_reset_bit"
     data_cat = "{" + ", ".join(["itertl_reset_bit"] + [p.name for p in roles.data]) + "}"
     body = ["  initial begin"]
@@ -278,13 +265,35 @@ def testbench(top: str, ref_module: str, wrapper: str, roles: Roles, slots: list
     else:
         body += [f"      {a}" for a in apply] + ["      #5 itertl_check;", "      #5;"]
     body.append("    end")
-    body.append("    itertl_total = 0;")
-    for i in range(len(slots)):
+    body += _verdict(len(slots)) + ["    $finish;", "  end", "endmodule"]
+    return "\n".join(lines + body) + "\n"
+
+
+def _check_task(roles: Roles, slots: list[Slot]) -> list[str]:
+    """The task that compares every slot once (the comparison rule is in the module docstring)."""
+    out_bits = sum(p.width for p in roles.outputs)
+    ref_cat = "itertl_refv"   # the reference's outputs with Z turned into X (`^ 1'b0`): both don't-cares
+    check = [f"  reg [{out_bits - 1}:0] itertl_refv;", "  task itertl_check;", "    begin",
+             "      itertl_samples = itertl_samples + 1;",
+             "      itertl_refv = {" + ", ".join(f"itertl_ref_{p.name}" for p in roles.outputs) + "} ^ 1'b0;"]
+    for i, slot in enumerate(slots):
+        if slot.module == Slot.UNKNOWN:
+            check.append(f"      if (({ref_cat} ^ {ref_cat}) === {{{out_bits}{{1'bx}}}}) itertl_err{i} = itertl_err{i} + 1;")
+        else:
+            dut_cat = "{" + ", ".join(_out(i, p.name) for p in roles.outputs) + "}"
+            check.append(f"      if ({ref_cat} !== ({ref_cat} ^ {dut_cat} ^ {ref_cat})) "
+                         f"itertl_err{i} = itertl_err{i} + 1;")
+    return check + ["    end", "  endtask"]
+
+
+def _verdict(n_slots: int) -> list[str]:
+    """One line per slot, then the total the verifier judges (module docstring, "Verdict")."""
+    body = ["    itertl_total = 0;"]
+    for i in range(n_slots):
         body.append(f'    $display("Mismatches: %1d in %1d samples of slot %1d", itertl_err{i}, itertl_samples, {i});')
         body.append(f"    itertl_total = itertl_total + itertl_err{i};")
-    body.append(f'    $display("Mismatches: %1d in %1d samples", itertl_total, itertl_samples * {len(slots)});')
-    body += ["    $finish;", "  end", "endmodule"]
-    return "\n".join(lines + body) + "\n"
+    body.append(f'    $display("Mismatches: %1d in %1d samples", itertl_total, itertl_samples * {n_slots});')
+    return body
 
 
 def _pack(ports: tuple[Port, ...], values: list[int]) -> int:

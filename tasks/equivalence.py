@@ -6,13 +6,21 @@ differential testbench for the whole group (`tasks.difftb`) and runs it through 
 generated wrapper, the candidates and a renamed copy of the reference; the trusted `testbench` is the
 renamed reference and the generated tb module.
 
+Every module of the run (the reference on the testbench side, its copy and the candidates on the
+design side) has the time unit 1ns/1ps, so a reference's `#1` means the same on both sides.
+
 One simulation scores a group. Its first two slots check the reference itself: its copy on the design
 side must match it everywhere (else it is nondeterministic, or the policy or the testbench cannot take
-it), and at least one output bit must be 0/1 in at least one sample (else nothing is compared). A reference failing
-either is excluded with a counted reason (`excluded`), and so are references whose ports cannot be
-driven. When the group's run fails as a whole (a candidate that hangs, or one whose ports do not fit
-breaks the compile) the reference check and each candidate run alone. A candidate with compiler
-directives (`define, `timescale...) always runs alone: its macros would reach the candidates after it.
+it), and at least one output bit must be 0/1 in at least one sample (else nothing is compared). When
+no output bit is ever 0/1 and `StimulusConfig.start` is "auto" (the default), the group runs again with
+every variable of every design starting at 0 (`tasks.difftb`: registers without a reset become
+comparable; the candidates' text is untouched, their own initial values still count). A reference
+failing either check (from a zero start too: undriven outputs, several drivers) is excluded with a
+counted reason (`excluded`), and so are references whose ports cannot be driven and references with no
+inputs whose outputs only a zero start defines. When the group's run fails as a whole (a candidate
+that hangs, or one whose ports do not fit breaks the compile) the reference check and each candidate
+run alone. A candidate with compiler directives (`define, `timescale...) always runs alone: its macros
+would reach the candidates after it.
 """
 from __future__ import annotations
 
