@@ -1,5 +1,5 @@
 # itertl image: Icarus Verilog 12.0 (built by tools/build_iverilog.sh, as `make tools` does), Verilator and
-# bubblewrap from the distribution, and the project's [train,dev] extras with every Python package pinned.
+# bubblewrap from the distribution, and the project's [train,dev,api] extras with every Python package pinned.
 #   make docker-build DEVICE=cpu|gpu      (BuildKit required: Docker >= 23 with buildx, or DOCKER_BUILDKIT=1)
 #   make docker-train DEVICE=gpu ITERS=7  (docker run --init ... itertl:gpu train 'ITERS=7')
 # The entrypoint is `make`, so the image takes the same targets and variables as the repository.

@@ -105,13 +105,13 @@ BENCH_FLAGS = $(call flag,--run,$(RUN)) $(call flag,--only,$(ONLY)) $(call flag,
 help: ## list the targets and what they do
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN {FS = ":.*## "}; {printf "  %-16s %s\n", $$1, $$2}'
 
-install: $(INSTALLED) ## create .venv with the CPU torch wheel and the project's [train,dev] extras
+install: $(INSTALLED) ## create .venv with the CPU torch wheel and the project's [train,dev,api] extras
 
 # torch first and pinned, so that no later requirement can pull a CUDA build into a CPU machine.
 $(VENV)/.itertl-installed: pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q torch==2.13.0
-	$(VENV)/bin/pip install -q -e '.[train,dev]'
+	$(VENV)/bin/pip install -q -e '.[train,dev,api]'
 	touch $@
 
 # Every job needs the Python environment and the simulator; both steps do nothing once done.

@@ -101,7 +101,7 @@ def test_constraints_cover_the_project_and_its_dependencies(device):
     pins = read_pins(device)
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     direct = [Requirement(r) for r in project["dependencies"]]
-    for extra in ("train", "dev"):
+    for extra in ("train", "dev", "api"):
         direct += [Requirement(r) for r in project["optional-dependencies"][extra]]
     for req in direct:
         name = canonicalize_name(req.name)
