@@ -121,15 +121,16 @@ def check_gpus(cfg: TrainConfig) -> None:
 
 
 def train(cfg: TrainConfig, base: str, weights: str | None, groups: list[dict], *, epochs: float,
-          learning_rate: float, seed: int, out: Path, log: Path) -> dict:
-    """The train stage into ``out``: in this process (gpus=1), or under `accelerate launch` (gpus > 1)."""
+          learning_rate: float, seed: int, out: Path, log: Path, schedule=None) -> dict:
+    """The train stage into ``out``: in this process (gpus=1), or under `accelerate launch` (gpus > 1);
+    ``schedule``: harness.schedule.StageSchedule (None = a stage of its own)."""
     from harness import stages
 
     if cfg.gpus <= 1:
         return stages.train_stage(cfg, base, weights, groups, epochs=epochs, learning_rate=learning_rate,
-                                  seed=seed, out=out)
+                                  seed=seed, out=out, schedule=schedule)
     job = write_job(cfg, base, weights, groups, epochs=epochs, learning_rate=learning_rate, seed=seed,
-                    out=out)
+                    out=out, schedule=schedule)
     argv = accelerate_command(cfg, job)
     release_cuda_cache()
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -144,12 +145,13 @@ def train(cfg: TrainConfig, base: str, weights: str | None, groups: list[dict], 
 
 
 def write_job(cfg: TrainConfig, base: str, weights: str | None, groups: list[dict], *, epochs: float,
-              learning_rate: float, seed: int, out: Path) -> Path:
+              learning_rate: float, seed: int, out: Path, schedule=None) -> Path:
     """The worker's inputs in ``out``: the groups (JSONL) and train_job.json (config and arguments)."""
     out = out.resolve()
     atomic_write_jsonl(out / GROUPS_FILE, groups)
     job = {"config": cfg.to_dict(), "base": base, "weights": weights, "groups": str(out / GROUPS_FILE),
-           "epochs": epochs, "learning_rate": learning_rate, "seed": seed, "out": str(out)}
+           "epochs": epochs, "learning_rate": learning_rate, "seed": seed, "out": str(out),
+           "schedule": schedule.to_dict() if schedule is not None else None}
     (out / JOB_FILE).write_text(json.dumps(job, indent=2) + "\n")
     return out / JOB_FILE
 

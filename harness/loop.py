@@ -4,16 +4,20 @@ Run folder layout (every stage writes into ``<stage>.tmp`` or a temp file and is
 only when complete, then recorded in ``state.json``; a rerun skips recorded stages, so a crash or
 Ctrl-C loses at most the stage that was running):
 
-    data/                 train.jsonl, valid.jsonl, heldout.jsonl (synthetic), data_summary.json
+    data/                 train.jsonl, valid.jsonl, heldout.jsonl (synthetic), data_summary.json (data_seed)
     base-model/           the tiny model built for this run (preset tiny-cpu only)
-    iter-00/model/        warm start: supervised training on the references (skipped if warmup_epochs=0)
+    iter-00/model/        warm start: supervised training on the references of warmup_limit instructions
+                          (all by default; skipped if warmup_epochs=0)
     iter-00/eval/         held-out samples.jsonl, results.jsonl, metrics.json, ...
     iter-NN/candidates.jsonl   {"id", "instruction", "samples": [k-1 texts]} from the sampling model
     iter-NN/sample_stats.json  the sampler's measured throughput (eval/ has one too; see harness.compute)
     iter-NN/scores.jsonl       candidates.jsonl contract rows (scored; the reference is one candidate)
-    iter-NN/score_stats.json   syntax-valid rate, multi-module rate, mean Rouge-L, histogram
+    iter-NN/score_stats.json   syntax-valid rate, multi-module rate, mean Rouge-L, histogram; diagnostics
+                               (score buckets, pass rate, informative groups) and instruction counts
     iter-NN/model/        full weights, or a LoRA adapter on the base model
-    iter-NN/train_log.json     loss terms and ranking accuracy per logging step, tokens and seconds
+    iter-NN/train_log.json     loss terms and ranking accuracy per logging step, tokens and seconds, the
+                               violated pairs of the whole stage, the learning rate of every step
+    iter-NN/optimizer.pt  optimizer_schedule=continued: AdamW state and global step for iteration N+1
     logs/iter-NN-train.log     gpus > 1: the output of the `accelerate launch`ed train stage
     iter-NN/eval/         as iter-00
     summary.json, summary.md   the per-iteration table
@@ -21,7 +25,11 @@ Ctrl-C loses at most the stage that was running):
 Which model samples iteration N: ``mode=iterative`` the model of iteration N-1 (ITERTL);
 ``mode=static`` always iteration 0's model (RTLCoder's offline scheme at equal compute: the same
 number of candidates and training steps, but the data never follows the model). Which weights
-iteration N trains from: iteration N-1's, or iteration 0's with ``restart``.
+iteration N trains from: iteration N-1's, or iteration 0's with ``restart``. Which instructions
+iteration N uses: ``iteration_subset`` (first those the warm start did not see). Its optimiser and
+learning-rate schedule: its own (``optimizer_schedule=reset``) or iteration N-1's continued
+(``continued``; harness.schedule). The seeds: ``data_seed`` makes the data (prepare_data_stage), ``seed``
+everything else (the tiny model, subsets, sampling, training order, evaluation samples).
 """
 from __future__ import annotations
 
@@ -38,6 +46,7 @@ from harness.runs import RunFolder, atomic_write_json
 from harness.train_config import TrainConfig
 from tasks.jsonl import read_jsonl
 from tasks.records import TrainingRecord
+from verilog_tools.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +74,62 @@ def load_records(run: RunFolder, split: str) -> list[TrainingRecord]:
     return [TrainingRecord.from_dict(r) for r in read_jsonl(path)] if path.exists() else []
 
 
-def iteration_subset(records: list[TrainingRecord], cfg: TrainConfig, it: int) -> list[TrainingRecord]:
-    """The instructions used in iteration ``it``: all, or a seeded subset of ``instructions_per_iter``."""
-    if not cfg.instructions_per_iter or cfg.instructions_per_iter >= len(records):
+def warmup_records(records: list[TrainingRecord], cfg: TrainConfig) -> list[TrainingRecord]:
+    """The instructions of the warm start: all, or a seeded subset of ``warmup_limit``; none without one."""
+    if cfg.warmup_epochs <= 0:
+        return []
+    if not cfg.warmup_limit or cfg.warmup_limit >= len(records):
         return records
+    rng = random.Random(f"warmup:{cfg.seed}")
+    return sorted(rng.sample(records, cfg.warmup_limit), key=lambda r: r.id)
+
+
+def iteration_subset(records: list[TrainingRecord], cfg: TrainConfig, it: int) -> list[TrainingRecord]:
+    """The instructions used in iteration ``it``: all, or a seeded subset of ``instructions_per_iter``.
+
+    The subset is drawn first from the instructions the warm start did not see (``warmup_records``) and
+    only the rest, when there are too few of them, from those it saw; each iteration draws anew with its
+    own seed, so iterations may share instructions. With every instruction in the warm start this is the
+    plain seeded subset.
+    """
+    n = cfg.instructions_per_iter
+    if not n or n >= len(records):
+        return records
+    seen = {r.id for r in warmup_records(records, cfg)}
+    fresh = [r for r in records if r.id not in seen]
+    old = [r for r in records if r.id in seen]
     rng = random.Random(f"{cfg.seed}:{it}")
-    return sorted(rng.sample(records, cfg.instructions_per_iter), key=lambda r: r.id)
+    take = rng.sample(fresh, min(n, len(fresh)))
+    take += rng.sample(old, n - len(take))
+    return sorted(take, key=lambda r: r.id)
+
+
+def instruction_counts(records: list[TrainingRecord], subset: list[TrainingRecord], cfg: TrainConfig) -> dict:
+    """Where an iteration's instructions came from (recorded in its score_stats.json)."""
+    seen = {r.id for r in warmup_records(records, cfg)}
+    fresh = sum(r.id not in seen for r in subset)
+    return {"used": len(subset), "fresh": fresh, "seen_by_warm_start": len(subset) - fresh,
+            "fresh_available": len(records) - len(seen)}
+
+
+def stage_schedule(run: RunFolder, cfg: TrainConfig, it: int):
+    """Iteration ``it``'s place in the learning-rate schedule (harness.schedule)."""
+    from harness.schedule import STATE_FILE, StageSchedule, optimizer_steps
+
+    if cfg.optimizer_schedule == "reset":
+        return StageSchedule()
+    records = load_records(run, "train")
+    per_device, accumulation = cfg.process_batch(cfg.gpus)
+    total = sum(optimizer_steps(len(iteration_subset(records, cfg, i)), per_device, accumulation, cfg.gpus,
+                                cfg.epochs_per_iter) for i in range(1, cfg.iters + 1))
+    if it == 1:
+        return StageSchedule(total_steps=total, save=True)
+    prev = run.path / iter_dir(it - 1)
+    if not (prev / STATE_FILE).is_file():
+        raise UserError(f"optimizer_schedule=continued: {prev / STATE_FILE} is missing, so iteration {it} "
+                        f"cannot continue iteration {it - 1}'s optimiser; start a new run")
+    start = json.loads((prev / "train_log.json").read_text())["schedule"]["end_step"]
+    return StageSchedule(start_step=start, total_steps=total, state_in=str(prev / STATE_FILE), save=True)
 
 
 def sampling_source(cfg: TrainConfig, it: int) -> int:
@@ -115,6 +174,7 @@ def write_summary(run: RunFolder, cfg: TrainConfig) -> dict:
         if train_log.exists():
             t = json.loads(train_log.read_text())
             row.update({k: t.get("final", {}).get(k) for k in ("ce_loss", "rank_loss", "rank_accuracy")})
+        row.update(diagnostic_row(d))
         rows.append(row)
     summary = {"config": cfg.to_dict(), "iterations": rows}
     atomic_write_json(run.path / "summary.json", summary)
@@ -122,12 +182,43 @@ def write_summary(run: RunFolder, cfg: TrainConfig) -> dict:
     return summary
 
 
+def diagnostic_row(folder: Path) -> dict:
+    """An iteration's diagnostics (harness.diagnostics) as row keys: the candidates' pass rate, score
+    buckets and informative-group share, the violated pairs over the whole stage, fresh instructions and
+    the sum of the learning rates of its optimiser steps. Keys are absent where the files are."""
+    row: dict = {}
+    stats = _read_json(folder / "score_stats.json")
+    diag = stats.get("diagnostics") or {}
+    if diag:
+        row.update(cand_pass_rate=diag.get("pass_rate"), informative_share=diag.get("informative_group_share"),
+                   cand_score_buckets=diag.get("score_buckets"))
+    if "instructions" in stats:
+        row["fresh_instructions"] = stats["instructions"].get("fresh")
+    log_ = _read_json(folder / "train_log.json")
+    if "diagnostics" in log_:
+        row["violated_pairs"] = log_["diagnostics"].get("violated_fraction")
+    rates = (log_.get("schedule") or {}).get("learning_rates")
+    if rates:
+        row["lr_sum"] = sum(rates)
+    return row
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def format_table(rows: list[dict]) -> str:
-    cols = ["iteration", "pass@1", "eval_syntax_valid", "cand_syntax_valid_rate", "cand_multi_module_rate",
-            "cand_mean_rouge_l", "ce_loss", "rank_loss", "rank_accuracy"]
+    cols = ["iteration", "pass@1", "eval_syntax_valid", "cand_syntax_valid_rate", "cand_pass_rate",
+            "cand_multi_module_rate", "cand_mean_rouge_l", "cand_score_buckets", "informative_share",
+            "fresh_instructions", "ce_loss", "rank_loss", "rank_accuracy", "violated_pairs", "lr_sum"]
     cols = [c for c in cols if any(c in r for r in rows)]
 
     def cell(v):
+        if isinstance(v, dict):  # score buckets: counts in bucket order
+            return "/".join(str(n) for n in v.values())
         return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(cell(r.get(c)) for c in cols) + " |" for r in rows]
@@ -143,7 +234,7 @@ def prepare_data_stage(run: RunFolder, cfg: TrainConfig) -> None:
 
     if _done(run, "data"):
         return
-    dcfg = DataConfig(data=cfg.data, filter=cfg.filter, seed=cfg.seed, limit=cfg.limit or None,
+    dcfg = DataConfig(data=cfg.data, filter=cfg.filter, seed=cfg.data_seed, limit=cfg.limit or None,
                       workers=max(1, cfg.workers or os.cpu_count() or 1))
     with stage_dir(run, "data") as tmp:
         prepared = prepare_data(dcfg, tmp)
@@ -186,7 +277,7 @@ def warmup_stage(run: RunFolder, cfg: TrainConfig, base: str) -> None:
     stage = f"{iter_dir(0)}/train"
     if _done(run, stage) or cfg.warmup_epochs <= 0:
         return
-    groups = reference_groups(load_records(run, "train"), stages.record_prompt)
+    groups = reference_groups(warmup_records(load_records(run, "train"), cfg), stages.record_prompt)
     with stage_dir(run, iter_dir(0)) as tmp:
         distributed.train(cfg, base, None, groups, epochs=cfg.warmup_epochs,
                           learning_rate=cfg.warmup_learning_rate, seed=cfg.seed, out=tmp,
@@ -214,7 +305,8 @@ def iteration(run: RunFolder, cfg: TrainConfig, base: str, it: int) -> None:
 
     d = iter_dir(it)
     (run.path / d).mkdir(exist_ok=True)
-    records = iteration_subset(load_records(run, "train"), cfg, it)
+    train = load_records(run, "train")
+    records = iteration_subset(train, cfg, it)
     if not _done(run, f"{d}/sample"):
         stages.sample_stage(cfg, base, weights_of(run, sampling_source(cfg, it)), records,
                             seed=cfg.seed * 1000 + it, out=run.path / d / "candidates.jsonl")
@@ -222,22 +314,32 @@ def iteration(run: RunFolder, cfg: TrainConfig, base: str, it: int) -> None:
     if not _done(run, f"{d}/score"):
         candidates = read_jsonl(run.path / d / "candidates.jsonl")
         stages.score_stage(cfg, records, candidates, run.path / d / "scores.jsonl",
-                           run.path / d / "score_stats.json")
+                           run.path / d / "score_stats.json", instructions=instruction_counts(train, records, cfg))
         run.mark_done(f"{d}/score", [f"{d}/scores.jsonl", f"{d}/score_stats.json"])
     if not _done(run, f"{d}/train"):
-        groups = read_jsonl(run.path / d / "scores.jsonl")
-        with stage_dir(run, f"{d}/train.out") as tmp:
-            distributed.train(cfg, base, weights_of(run, training_source(cfg, it)), groups,
-                              epochs=cfg.epochs_per_iter, learning_rate=cfg.learning_rate,
-                              seed=cfg.seed + it, out=tmp, log=train_log_path(run, it))
-        out = run.path / d / "train.out"
-        for name in ("model", "train_log.json"):
-            target = run.path / d / name
-            if target.exists():
-                shutil.rmtree(target) if target.is_dir() else target.unlink()
-            (out / name).rename(target)
-        shutil.rmtree(out)
-        run.mark_done(f"{d}/train", [f"{d}/model", f"{d}/train_log.json"])
+        train_iteration(run, cfg, base, it)
+
+
+def train_iteration(run: RunFolder, cfg: TrainConfig, base: str, it: int) -> None:
+    """The train stage of iteration ``it``: model/, train_log.json (and optimizer.pt when continued)."""
+    from harness.schedule import STATE_FILE
+
+    d = iter_dir(it)
+    groups = read_jsonl(run.path / d / "scores.jsonl")
+    schedule = stage_schedule(run, cfg, it)
+    with stage_dir(run, f"{d}/train.out") as tmp:
+        distributed.train(cfg, base, weights_of(run, training_source(cfg, it)), groups,
+                          epochs=cfg.epochs_per_iter, learning_rate=cfg.learning_rate,
+                          seed=cfg.seed + it, out=tmp, log=train_log_path(run, it), schedule=schedule)
+    out = run.path / d / "train.out"
+    names = ["model", "train_log.json"] + ([STATE_FILE] if schedule.save else [])
+    for name in names:
+        target = run.path / d / name
+        if target.exists():
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        (out / name).rename(target)
+    shutil.rmtree(out)
+    run.mark_done(f"{d}/train", [f"{d}/{name}" for name in names])
 
 
 def run_iterations(run: RunFolder, cfg: TrainConfig) -> dict:

@@ -99,8 +99,10 @@ def sample_stage(cfg: TrainConfig, base: str, weights: str | None, records: list
 
 
 def score_stage(cfg: TrainConfig, records: list[TrainingRecord], candidates: list[dict],
-                scores_path: Path, stats_path: Path) -> dict:
-    """Score every candidate (the paper's, the functional or the equivalence rule) and summarise the iteration."""
+                scores_path: Path, stats_path: Path, instructions: dict | None = None) -> dict:
+    """Score every candidate (the paper's, the functional or the equivalence rule) and summarise the
+    iteration, with its diagnostics (harness.diagnostics) and ``instructions`` (where they came from)."""
+    from harness.diagnostics import candidate_diagnostics, testbench_verdicts
     from harness.runs import atomic_write_json, atomic_write_jsonl
     from harness.scoring import ScoreConfig, score_groups, score_stats
 
@@ -110,53 +112,56 @@ def score_stage(cfg: TrainConfig, records: list[TrainingRecord], candidates: lis
     rows = score_groups(recs, [row["samples"] for row in candidates], scfg, workers=workers(cfg))
     for row, cand in zip(rows, candidates):
         row["instruction"] = cand["instruction"]  # the prompt the model was trained and sampled with
+    if cfg.pass_diagnostic:
+        testbench_verdicts(recs, rows, cfg.score, workers(cfg))
     stats = score_stats(rows, recs, scfg)
+    stats["diagnostics"] = candidate_diagnostics(rows)
+    if instructions is not None:
+        stats["instructions"] = instructions
     atomic_write_jsonl(scores_path, rows)
     atomic_write_json(stats_path, stats)
     return stats
 
 
 def train_stage(cfg: TrainConfig, base: str, weights: str | None, groups: list[dict], *,
-                epochs: float, learning_rate: float, seed: int, out: Path) -> dict:
+                epochs: float, learning_rate: float, seed: int, out: Path, schedule=None) -> dict:
     """Train on scored groups (CE on the reference + alpha * ranking loss); save into ``out``/model.
 
-    Runs in this process, or in each of the processes `accelerate launch` started (harness.distributed:
-    WORLD_SIZE > 1), which share the optimiser batch; their main process writes ``out``.
+    ``schedule`` (harness.schedule.StageSchedule, default: a stage of its own) places the stage in its
+    learning-rate schedule and says where the optimiser state comes from and whether to save it
+    (``out``/optimizer.pt). Runs in this process, or in each of the processes `accelerate launch`
+    started (harness.distributed: WORLD_SIZE > 1), which share the optimiser batch; their main process
+    writes ``out``.
     """
     import time
 
-    import torch
-
-    from harness.distributed import DEEPSPEED_JSON, save_from_processes
+    from harness import schedule as sched
+    from harness.diagnostics import PairCountingTrainer
+    from harness.distributed import save_from_processes
     from harness.models import load_model, load_tokenizer, save_adapter_or_model
     from harness.prompting import format_example
     from harness.ranking import build_ranking_dataset
-    from harness.trainer import RankingConfig, RankingTrainer
 
+    schedule = schedule or sched.StageSchedule()
     processes = int(os.environ.get("WORLD_SIZE", "1"))
-    per_device, accumulation = cfg.process_batch(processes)
-    deepspeed = str(DEEPSPEED_JSON) if processes > 1 and cfg.distributed == "deepspeed" else None
-    cuda = torch.cuda.is_available()
     mcfg = model_config(cfg, base)
     tokenizer = load_tokenizer(mcfg)
     model = load_model(mcfg, adapter_path=weights, trainable=True)
     max_len = cfg.max_length or getattr(getattr(model, "config", None), "max_position_embeddings", None)
     length_stats: dict = {}
     dataset = build_ranking_dataset(groups, tokenizer, format_example, max_length=max_len, stats=length_stats)
-    args = RankingConfig(
-        output_dir=str(out / "trainer"), per_device_train_batch_size=per_device,
-        gradient_accumulation_steps=accumulation, num_train_epochs=epochs,
-        learning_rate=learning_rate, lr_scheduler_type="cosine", warmup_steps=0.05,
-        alpha=cfg.alpha, margin=cfg.margin, length_normalize=cfg.length_normalize,
-        split_gradients=cfg.split_gradients, forward_chunk_size=cfg.forward_chunk_size,
-        logprob_chunk_tokens=cfg.logprob_chunk_tokens,
-        gradient_checkpointing=False,  # load_model has already set it up (cfg.gradient_checkpointing)
-        logging_steps=max(1, len(dataset) // (cfg.groups_per_batch * 10)), save_strategy="no",
-        report_to=[], seed=seed, data_seed=seed, use_cpu=not cuda,
-        # DeepSpeed trains the bf16 weights load_model gives on a GPU; QLoRA computes in bf16.
-        bf16=cuda and (cfg.quant != "none" or deepspeed is not None), deepspeed=deepspeed,
-        disable_tqdm=False, dataloader_num_workers=0)
-    trainer = RankingTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
+    per_device, accumulation = cfg.process_batch(processes)
+    steps = sched.optimizer_steps(len(dataset), per_device, accumulation, processes, epochs)
+    args = _training_args(cfg, processes, steps, epochs=epochs, learning_rate=learning_rate, seed=seed, out=out,
+                          logging_steps=max(1, len(dataset) // (cfg.groups_per_batch * 10)))
+    optimizers = (None, None)
+    if not args.deepspeed:  # DeepSpeed builds its own optimiser (schedule: cosine without warmup)
+        optimizers = sched.build(model, args, learning_rate, schedule, steps, cfg.lr_warmup_ratio)
+    trainer = PairCountingTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
+                                  optimizers=optimizers)
+    rates = sched.learning_rate_recorder(trainer.optimizer) if optimizers[0] is not None else None
+    if rates is not None:
+        trainer.add_callback(rates)
     started = time.monotonic()
     result = trainer.train()
     seconds = time.monotonic() - started
@@ -164,19 +169,58 @@ def train_stage(cfg: TrainConfig, base: str, weights: str | None, groups: list[d
         save_from_processes(trainer, tokenizer, out / "model")
     else:
         save_adapter_or_model(trainer.model, tokenizer, out / "model")
-    history = [h for h in trainer.state.log_history if "ce_loss" in h]
-    final = history[-1] if history else {}
-    sequences = sum(len(g["candidates"]) for g in dataset)
-    tokens = round(epochs * sum(len(c["input_ids"]) for g in dataset for c in g["candidates"]))
-    info = {"groups": len(dataset), "epochs": epochs, "learning_rate": learning_rate,
-            "train_loss": result.training_loss, "steps": trainer.state.global_step,
-            "processes": processes, "sequences": sequences, "tokens": tokens, "seconds": round(seconds, 3),
-            "tokens_per_s": round(tokens / seconds, 2) if seconds > 0 else None, "device": device_name(),
-            "history": history, "final": final, "max_length": max_len, "length_drops": length_stats,
-            "dropout_disabled": trainer.dropout_disabled}
+    total = schedule.total_steps or steps
+    end = schedule.start_step + trainer.state.global_step
+    if schedule.save and trainer.accelerator.is_main_process:
+        sched.save(out / sched.STATE_FILE, optimizers[0], end, total)
+    info = _train_info(trainer, result, dataset, epochs, learning_rate, seconds, processes)
+    info.update(max_length=max_len, length_drops=length_stats, diagnostics=trainer.pair_diagnostics(),
+                schedule={**schedule.to_dict(), "total_steps": total, "end_step": end,
+                          "optimizer": cfg.optimizer_schedule, "warmup_ratio": cfg.lr_warmup_ratio,
+                          "learning_rates": rates.rates if rates is not None else None})
     if trainer.accelerator.is_main_process:
         (out / "train_log.json").write_text(json.dumps(info, indent=2) + "\n")
     return info
+
+
+def _training_args(cfg: TrainConfig, processes: int, steps: int, *, epochs: float, learning_rate: float,
+                   seed: int, out: Path, logging_steps: int):
+    """The trainer's arguments: exactly ``steps`` optimiser steps (the schedule's plan)."""
+    import torch
+
+    from harness.distributed import DEEPSPEED_JSON
+    from harness.trainer import RankingConfig
+
+    per_device, accumulation = cfg.process_batch(processes)
+    deepspeed = str(DEEPSPEED_JSON) if processes > 1 and cfg.distributed == "deepspeed" else None
+    cuda = torch.cuda.is_available()
+    return RankingConfig(
+        output_dir=str(out / "trainer"), per_device_train_batch_size=per_device,
+        gradient_accumulation_steps=accumulation, num_train_epochs=epochs, max_steps=steps,
+        learning_rate=learning_rate, lr_scheduler_type="cosine", warmup_steps=0,
+        alpha=cfg.alpha, margin=cfg.margin, length_normalize=cfg.length_normalize,
+        split_gradients=cfg.split_gradients, forward_chunk_size=cfg.forward_chunk_size,
+        logprob_chunk_tokens=cfg.logprob_chunk_tokens,
+        gradient_checkpointing=False,  # load_model has already set it up (cfg.gradient_checkpointing)
+        logging_steps=logging_steps, save_strategy="no",
+        report_to=[], seed=seed, data_seed=seed, use_cpu=not cuda,
+        # DeepSpeed trains the bf16 weights load_model gives on a GPU; QLoRA computes in bf16.
+        bf16=cuda and (cfg.quant != "none" or deepspeed is not None), deepspeed=deepspeed,
+        disable_tqdm=False, dataloader_num_workers=0)
+
+
+def _train_info(trainer, result, dataset: list[dict], epochs: float, learning_rate: float, seconds: float,
+                processes: int) -> dict:
+    """train_log.json's account of a finished stage: sizes, speed, the logged loss terms."""
+    history = [h for h in trainer.state.log_history if "ce_loss" in h]
+    sequences = sum(len(g["candidates"]) for g in dataset)
+    tokens = round(epochs * sum(len(c["input_ids"]) for g in dataset for c in g["candidates"]))
+    return {"groups": len(dataset), "epochs": epochs, "learning_rate": learning_rate,
+            "train_loss": result.training_loss, "steps": trainer.state.global_step,
+            "processes": processes, "sequences": sequences, "tokens": tokens, "seconds": round(seconds, 3),
+            "tokens_per_s": round(tokens / seconds, 2) if seconds > 0 else None, "device": device_name(),
+            "history": history, "final": history[-1] if history else {},
+            "dropout_disabled": trainer.dropout_disabled}
 
 
 def eval_problems(cfg: TrainConfig, heldout: list[TrainingRecord]) -> list[Problem]:

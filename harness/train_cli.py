@@ -71,12 +71,17 @@ def check_scaling(cfg: TrainConfig) -> None:
     distributed.check_gpus(cfg)
 
 
+def run_seeds(cfg: TrainConfig) -> dict:
+    """The manifest's seeds: data_seed makes the data, seed everything else."""
+    return {"seed": cfg.seed, "data_seed": cfg.data_seed}
+
+
 def open_run(cfg: TrainConfig, args: argparse.Namespace) -> RunFolder:
     """A new run folder, or the existing one of ``--run`` if its config matches (resume/extend)."""
     path = Path(args.results_dir) / args.run if args.run else None
     if path is None or not path.exists():
         run = RunFolder.create(args.results_dir, args.run, "train")
-        write_manifest(run, cfg.to_dict(), seeds={"seed": cfg.seed}, argv=["train", *sys.argv[2:]])
+        write_manifest(run, cfg.to_dict(), seeds=run_seeds(cfg), argv=["train", *sys.argv[2:]])
         return run
     manifest = path / "manifest.json"
     old_iters = json.loads(manifest.read_text()).get("config", {}).get("iters", 0) if manifest.is_file() else 0
@@ -86,7 +91,7 @@ def open_run(cfg: TrainConfig, args: argparse.Namespace) -> RunFolder:
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     run = RunFolder.resume(path, "train", cfg.to_dict(), defaults, RESUMABLE_CHANGES)
     if not manifest.is_file():  # killed between creating the folder and writing its manifest
-        write_manifest(run, cfg.to_dict(), seeds={"seed": cfg.seed}, argv=["train", *sys.argv[2:]])
+        write_manifest(run, cfg.to_dict(), seeds=run_seeds(cfg), argv=["train", *sys.argv[2:]])
     return run
 
 

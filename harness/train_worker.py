@@ -1,7 +1,8 @@
 """One process of the multi-GPU train stage: `accelerate launch ... -m harness.train_worker JOB.json`.
 
 JOB.json (written by harness.distributed.write_job) holds the TrainConfig, the base model, the start
-weights, the scored groups file, epochs, learning rate, seed and the output folder. Every process runs
+weights, the scored groups file, epochs, learning rate, seed, the output folder and the stage's place in
+its learning-rate schedule (harness.schedule.StageSchedule). Every process runs
 harness.stages.train_stage on it; the main process writes model/ and train_log.json. Also runs alone
 (`python -m harness.train_worker JOB.json`: one process, as the in-process stage).
 """
@@ -37,6 +38,7 @@ def run_job(job_path: Path) -> dict:
 
     from harness import stages
     from harness.loop import read_jsonl
+    from harness.schedule import StageSchedule
     from harness.train_config import TrainConfig
 
     job = json.loads(job_path.read_text())
@@ -46,8 +48,10 @@ def run_job(job_path: Path) -> dict:
     if torch.cuda.is_available() and "LOCAL_RANK" in os.environ:
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))  # one GPU per process
     groups = read_jsonl(Path(job["groups"]))
+    schedule = StageSchedule(**job["schedule"]) if job.get("schedule") else None
     return stages.train_stage(cfg, job["base"], job["weights"], groups, epochs=job["epochs"],
-                              learning_rate=job["learning_rate"], seed=job["seed"], out=Path(job["out"]))
+                              learning_rate=job["learning_rate"], seed=job["seed"], out=Path(job["out"]),
+                              schedule=schedule)
 
 
 if __name__ == "__main__":
