@@ -144,6 +144,19 @@ def test_a_reference_without_reset_is_compared_from_a_zero_start(icarus):
     assert "X/Z" in x_start.excluded
 
 
+def test_a_zero_start_the_testbench_cannot_compile_is_unscorable_not_wrong(icarus, monkeypatch):
+    from tasks import equivalence
+    from tasks.ports import Variable
+
+    real = equivalence._Design.variables
+
+    def bogus_for_candidates(self):   # as if slang listed a variable iverilog does not know
+        return (Variable("no_such_reg", 1),) if self.top.startswith("itertl_c") else real(self)
+    monkeypatch.setattr(equivalence._Design, "variables", bogus_for_candidates)
+    result = check_group(NO_RESET, [NO_RESET], module="c")
+    assert result.excluded is None and result.verdicts[0].status == st.INFRA_ERROR
+
+
 def test_a_missing_reset_is_still_caught_when_the_reference_has_one(icarus):
     no_reset = COUNTER.replace("if (!rst_n) q <= 4'd0;\n    else if (en)", "if (en)")
     result = check_group(COUNTER, [COUNTER, no_reset], module="counter")
