@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.loop import iter_dir, read_jsonl
+from harness.loop import diagnostic_row, iter_dir, read_jsonl
 from harness.scoring import mean_score
 from verilog_tools import status as st
 from verilog_tools.errors import UserError
@@ -32,8 +32,10 @@ VERILOG_EVAL_GROUPS = (
 METRICS = {
     "eval_syntax_valid": "held-out syntax-valid", "cand_syntax_valid_rate": "candidates syntax-valid",
     "cand_multi_module_rate": "candidates multi-module", "cand_mean_score": "mean candidate score",
-    "cand_mean_rouge_l": "mean Rouge-L", "ce_loss": "CE loss", "rank_loss": "rank loss",
-    "rank_accuracy": "rank accuracy"}
+    "cand_mean_rouge_l": "mean Rouge-L", "cand_pass_rate": "candidates pass (testbench)",
+    "informative_share": "groups with a ranked pair", "fresh_instructions": "instructions unseen by warm start",
+    "ce_loss": "CE loss", "rank_loss": "rank loss", "rank_accuracy": "rank accuracy (last log window)",
+    "violated_pairs": "violated pairs (whole iteration)", "lr_sum": "sum of learning rates"}
 
 
 @dataclass
@@ -99,6 +101,7 @@ def iteration_row(folder: Path, it: int) -> dict:
         row.update(eval_row(folder / "eval"))
     row.update(candidate_row(folder))
     row.update(train_row(folder))
+    row.update({k: v for k, v in diagnostic_row(folder).items() if k in METRICS})
     return row
 
 
