@@ -49,6 +49,9 @@ MEASURED_FROM ?=
 PYTEST_ARGS ?=
 RUNS ?=
 JOBS ?=
+EXPERIMENT ?=
+SEEDS ?=
+SCORES ?=
 ONLY ?=
 SCALE ?=
 # Containment of every simulator process: bwrap (default) or none (an explicit opt-out, recorded in
@@ -97,10 +100,15 @@ ABLATION_FLAGS = $(call flag,--iters,$(ITERS)) $(call flag,--preset,$(PRESET)) $
   $(call flag,--run,$(RUN)) $(call flag,--seed,$(SEED)) $(call flag,--jobs,$(JOBS)) $(call flag,--data,$(DATA)) \
   $(call flag,--eval-bench,$(EVAL_BENCH)) $(call flag,--limit,$(LIMIT))
 
+EXPERIMENT_FLAGS = $(call flag,--experiment,$(EXPERIMENT)) $(call flag,--preset,$(PRESET)) \
+  $(call flag,--config,$(CONFIG)) $(call flag,--seeds,$(SEEDS)) $(call flag,--scores,$(SCORES)) \
+  $(call flag,--iters,$(ITERS)) $(call flag,--limit,$(LIMIT)) $(call flag,--jobs,$(JOBS)) $(call flag,--run,$(RUN)) \
+  $(call flag,--results-dir,$(RESULTS_DIR))
+
 BENCH_FLAGS = $(call flag,--run,$(RUN)) $(call flag,--only,$(ONLY)) $(call flag,--scale,$(SCALE)) \
   $(call flag,--workers,$(WORKERS))
 
-.PHONY: help install eval data train test test-all lint report compare ablation bench
+.PHONY: help install eval data train test test-all lint report compare ablation experiment bench
 
 help: ## list the targets and what they do
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN {FS = ":.*## "}; {printf "  %-16s %s\n", $$1, $$2}'
@@ -115,7 +123,7 @@ $(VENV)/.itertl-installed: pyproject.toml
 	touch $@
 
 # Every job needs the Python environment and the simulator; both steps do nothing once done.
-eval data train test test-all ablation bench: $(INSTALLED) | tools
+eval data train test test-all ablation experiment bench: $(INSTALLED) | tools
 report compare: $(INSTALLED)
 
 eval: ## score samples (SAMPLES=) or a model (MODEL=reference|path|run folder) on BENCH= into results/RUN
@@ -135,6 +143,9 @@ compare: ## put several runs side by side (RUNS="a b ...") in a new results/comp
 
 ablation: ## the paper's grid {iterative,static} x {filter on,off} on the preset (JOBS= arms in parallel)
 	$(ITERTL) ablation $(ABLATION_FLAGS)
+
+experiment: ## pre-registered iterative vs static vs CE-only x scores x seeds with intervals (EXPERIMENT=, SEEDS=, SCORES=, JOBS=)
+	$(ITERTL) experiment $(EXPERIMENT_FLAGS)
 
 bench: ## speed and memory against the obvious baselines (ONLY=name,... SCALE=full|small) into results/RUN
 	$(ITERTL) bench $(BENCH_FLAGS)

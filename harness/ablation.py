@@ -74,12 +74,18 @@ def arm_argv(cfg: AblationConfig, arms_dir: Path, mode: str, filter_on: bool, wo
 
 
 def auto_jobs(cfg: AblationConfig, train_cfg) -> int:
-    if cfg.jobs:
-        return min(cfg.jobs, len(ARMS))
+    return parallel_jobs(cfg.jobs, train_cfg, len(ARMS))
+
+
+def parallel_jobs(requested: int, train_cfg, most: int) -> int:
+    """Runs at the same time: ``requested`` (at most ``most``), or 0 = one per core at the preset's
+    torch threads (1 on a GPU preset)."""
+    if requested:
+        return min(requested, most)
     if train_cfg.requires_gpu:
         return 1
     cores = os.cpu_count() or 1
-    return max(1, min(len(ARMS), cores // max(1, train_cfg.torch_threads or cores)))
+    return max(1, min(most, cores // max(1, train_cfg.torch_threads or cores)))
 
 
 def stages_done(arm_dir: Path) -> int:
@@ -93,12 +99,12 @@ def stages_done(arm_dir: Path) -> int:
 class Job:
     """One resumable unit of work: command lines run one after another, each skipped once done.
 
-    ``after`` names jobs that must finish first; ``prepare`` runs in this process just before the
-    first step is launched (a cheap file operation, such as seeding a run folder).
+    The job starts once ``ready()`` is true (None: at once); ``prepare`` runs in this process just
+    before its first step is launched (a cheap file operation, such as seeding a run folder).
     """
     name: str
     steps: list[tuple[list[str], Callable[[], bool]]]   # (argv, is this step's output complete?)
-    after: tuple[str, ...] = ()
+    ready: Callable[[], bool] | None = None
     prepare: Callable[[], None] | None = None
 
     def done(self) -> bool:
@@ -135,33 +141,33 @@ def _stop(procs: list[subprocess.Popen]) -> None:
 
 def run_jobs(jobs: list[Job], logs_dir: Path, at_once: int, progress: Callable[[], int], total: int,
              desc: str) -> dict[str, int]:
-    """Run the unfinished jobs, ``at_once`` at a time, each after the jobs it names in ``after``.
+    """Run the unfinished jobs, ``at_once`` at a time, each once it is ready.
 
-    Returns the exit code of every job that failed (a job waiting on a failed one is never started).
-    An interrupt stops every running job's process group and is raised again.
+    Returns the exit code of every job that failed; a job still not ready when nothing else runs (it
+    waits on a failed one) is left unstarted. An interrupt stops every running job's process group
+    and is raised again.
     """
     from tqdm import tqdm
 
     logs_dir.mkdir(parents=True, exist_ok=True)
     todo = [j for j in jobs if not j.done()]
-    finished = {j.name for j in jobs} - {j.name for j in todo}
     running: dict[str, tuple[Job, int, subprocess.Popen]] = {}
     failed: dict[str, int] = {}
     bar = tqdm(total=total, desc=desc, unit="stage")
     try:
         while todo or running:
-            for job in [j for j in todo if set(j.after) <= finished][:max(0, at_once - len(running))]:
+            for job in [j for j in todo if j.ready is None or j.ready()][:max(0, at_once - len(running))]:
                 todo.remove(job)
                 if job.prepare:
                     job.prepare()
-                _next_step(job, None, logs_dir, running, finished, failed)
-            if not running and todo:  # what is left waits on a failed job
-                break
+                _next_step(job, None, logs_dir, running, failed)
+            if not running and todo and not any(j.ready is None or j.ready() for j in todo):
+                break  # what is left waits on a failed job
             time.sleep(2)
             for name, (job, index, proc) in list(running.items()):
                 if proc.poll() is not None:
                     del running[name]
-                    _next_step(job, (index, proc.returncode), logs_dir, running, finished, failed)
+                    _next_step(job, (index, proc.returncode), logs_dir, running, failed)
             bar.n = progress()
             bar.refresh()
     except BaseException:
@@ -172,10 +178,9 @@ def run_jobs(jobs: list[Job], logs_dir: Path, at_once: int, progress: Callable[[
     return failed
 
 
-def _next_step(job: Job, ended: tuple[int, int] | None, logs_dir: Path, running: dict, finished: set,
-               failed: dict) -> None:
+def _next_step(job: Job, ended: tuple[int, int] | None, logs_dir: Path, running: dict, failed: dict) -> None:
     """After step ``ended`` = (index, exit code) of ``job`` (None: not started yet), launch its next
-    step or record the job as finished or failed. A step that exits 0 without its output fails (-1)."""
+    step, or record the job as failed. A step that exits 0 without its output fails (-1)."""
     from tqdm import tqdm
 
     if ended is not None and (ended[1] != 0 or not job.steps[ended[0]][1]()):
@@ -184,7 +189,6 @@ def _next_step(job: Job, ended: tuple[int, int] | None, logs_dir: Path, running:
         return
     launched = _launch(job, logs_dir)
     if launched is None:
-        finished.add(job.name)
         tqdm.write(f"{job.name} finished")
     else:
         running[job.name] = (job, *launched)
@@ -222,14 +226,14 @@ def pass_at_1_table(arms_dir: Path) -> tuple[list[dict], str]:
     return rows, per_iteration + "\n\n" + md_table(header, summary)
 
 
-def arms_wall_minutes(arms_dir: Path) -> float | None:
-    """Minutes from the first arm's start to the last arm's finish (from their manifests)."""
+def wall_minutes(run_dirs: list[Path]) -> float | None:
+    """Minutes from the first run's start to the last run's finish (from their manifests)."""
     from datetime import datetime
 
     times = []
-    for mode, filter_on in ARMS:
+    for run_dir in run_dirs:
         try:
-            m = json.loads((arms_dir / arm_name(mode, filter_on) / "manifest.json").read_text())
+            m = json.loads((run_dir / "manifest.json").read_text())
             times.append((datetime.strptime(m["started"], "%Y-%m-%dT%H:%M:%S%z"),
                           datetime.strptime(m["finished"], "%Y-%m-%dT%H:%M:%S%z")))
         except (OSError, ValueError, KeyError, TypeError):
@@ -249,7 +253,7 @@ def write_results(run: RunFolder, cfg: AblationConfig, jobs: int) -> str:
                  labels=[arm_label(m, f) for m, f in ARMS], title="Ablation: held-out pass@1 per iteration")
     text = (f"# Ablation: {{iterative, static}} x {{filter on, off}} (preset {cfg.preset})\n\n"
             f"Held-out pass@1 per iteration; every arm has the same seed, data order and compute. "
-            f"Arms run {jobs} at a time; first start to last finish: {_minutes(arms_wall_minutes(arms_dir))}."
+            f"Arms run {jobs} at a time; first start to last finish: {minutes(wall_minutes([arms_dir / arm_name(m, f) for m, f in ARMS]))}."
             f"\n\n{table}\n\n"
             f"![pass@1 per iteration](compare_pass_at_1.png)\n\nDetails of each arm: compare.md and arms/<arm>/report.md.\n")
     run.write_text("ablation.md", text)
@@ -258,7 +262,7 @@ def write_results(run: RunFolder, cfg: AblationConfig, jobs: int) -> str:
     return table
 
 
-def _minutes(value: float | None) -> str:
+def minutes(value: float | None) -> str:
     return "unknown (an arm's manifest lacks its times)" if value is None else f"{value:.1f} min"
 
 

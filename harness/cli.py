@@ -25,6 +25,7 @@ COMMANDS = {
     "report": ("harness.report_cli", "main_report", "rebuild a run's report.md and plots"),
     "compare": ("harness.report_cli", "main_compare", "put several runs side by side"),
     "ablation": ("harness.ablation", "main_ablation", "run the paper's {iterative,static} x {filter on,off} grid"),
+    "experiment": ("harness.experiment", "main_experiment", "pre-registered arms x scores x seeds with intervals"),
     "bench": ("harness.bench.cli", "main_bench", "measure speed and memory against baselines"),
     "merge": ("harness.merge_cli", "main_merge", "join the shards of a SHARD=i/N evaluation"),
     "serve": ("harness.serve", "main_serve", "serve a model as an OpenAI-compatible endpoint"),
@@ -33,7 +34,7 @@ COMMANDS = {
 
 def _usage() -> str:
     lines = ["usage: python -m harness <command> [options]", "", "commands:"]
-    lines += [f"  {name:<8} {help_}" for name, (_, _, help_) in COMMANDS.items()]
+    lines += [f"  {name:<10} {help_}" for name, (_, _, help_) in COMMANDS.items()]
     return "\n".join(lines)
 
 

@@ -47,8 +47,11 @@ def present(rows: list[dict], key: str) -> tuple[list, list]:
 
 
 def plot_per_iteration(path: Path, series: Series, *, title: str, ylabel: str,
-                       ylim: tuple | None = None, hlines: dict[str, float] | None = None) -> Path | None:
-    """One line per series against the iteration; ``hlines`` adds labelled dashed horizontal lines.
+                       ylim: tuple | None = None, hlines: dict[str, float] | None = None,
+                       intervals: Series | None = None) -> Path | None:
+    """One line per series against the iteration; ``hlines`` adds labelled dashed horizontal lines;
+    ``intervals`` (label -> (lows, highs) at the series' x values) draws each series' interval as a
+    shaded band and error bars.
 
     Returns None (and writes nothing) when no series has a point.
     """
@@ -59,7 +62,12 @@ def plot_per_iteration(path: Path, series: Series, *, title: str, ylabel: str,
     fig, ax = plt.subplots(figsize=FIGSIZE)
     markers = "osD^vP*X"
     for i, (label, (xs, ys)) in enumerate(series.items()):
-        ax.plot(xs, ys, marker=markers[i % len(markers)], linewidth=1.8, label=label)
+        line, = ax.plot(xs, ys, marker=markers[i % len(markers)], linewidth=1.8, label=label)
+        if intervals and label in intervals:
+            lows, highs = intervals[label]
+            ax.fill_between(xs, lows, highs, color=line.get_color(), alpha=0.15, linewidth=0)
+            ax.errorbar(xs, ys, yerr=[[y - lo for y, lo in zip(ys, lows)], [hi - y for y, hi in zip(ys, highs)]],
+                        fmt="none", ecolor=line.get_color(), capsize=3, linewidth=1)
     for i, (label, y) in enumerate((hlines or {}).items()):
         ax.axhline(y, linestyle="--", linewidth=1.2, color=f"C{(len(series) + i) % 10}", label=label)
     ax.set_title(title)

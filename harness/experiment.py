@@ -1,0 +1,365 @@
+"""`python -m harness experiment` (`make experiment`): does iterating help? A pre-registered comparison.
+
+Arms (default: ``iterative``, ``static`` and ``ce-only`` = alpha 0, the same data, steps and compute)
+times scores (``paper``, ``equivalence``) times seeds, each a complete `harness train` run in
+``<run>/arms/<arm>-<score>-s<seed>/`` on one fixed ``data_seed``. The experiment file (default
+``harness/experiments/default.yaml``) holds the arms, the seeds, the train fields of every arm and the
+analysis plan with its primary endpoint; it is resolved and written to ``<run>/experiment.yaml``
+before any arm starts, and a rerun of the same RUN with another plan or config is refused.
+
+Arms that differ only in fields the warm start never reads (``mode``, ``alpha``, ``score``) share it:
+the first arm of each seed trains iteration 0, and the others start from a copy of its data, base
+model and iteration 0 (the same files they would compute; ``share_warm_start: false`` turns this
+off). After training, each arm's model is also evaluated greedily (n=1) at iteration 0 and the last
+(``greedy/<arm>/iter-NN/``, a secondary figure). Jobs run as separate processes, ``jobs`` at a time
+(`harness.ablation.run_jobs`); a rerun after a kill resumes each at its first unfinished stage.
+The analysis (`harness.experiment_analysis`) writes experiment.json, experiment.md and the plots.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from harness.ablation import Job, parallel_jobs, run_complete, run_jobs, stages_done
+from harness.runs import RunFolder, write_manifest
+from harness.train_config import SCORES, TrainConfig, load_config
+from verilog_tools.config import option as _f
+from verilog_tools.errors import UserError
+
+DEFAULT_FILE = Path(__file__).with_name("experiments") / "default.yaml"
+# Fields the data, base-model and warm-start stages never read: arms differing only in these share them.
+WARM_START_FREE = frozenset({"mode", "alpha", "score"})
+
+
+@dataclass
+class Plan:
+    treatment: str = _f("iterative", "primary endpoint: the arm expected to be better")
+    control: str = _f("static", "primary endpoint: the arm it is compared with")
+    metric: str = _f("pass@1", "primary endpoint: unbiased pass@1 from eval_n samples at eval_temperature")
+    iteration: str = _f("last", "primary endpoint: the iteration compared ('last')")
+    paired_on: list = _f(("seed", "problem"), "the difference is taken per seed and problem, then resampled")
+    confidence: float = _f(0.95, "confidence level of every interval")
+    bootstrap_resamples: int = _f(10_000, "resamples of the paired bootstrap over seeds and problems")
+    bootstrap_seed: int = _f(14, "RNG seed of the bootstrap (the analysis is reproducible digit for digit)")
+    reference_effect: float = _f(0.05, "the effect size to rule in or out (the paper's +16.9% relative, here "
+                                        "about +0.05 absolute); the verdict's seeds estimate aims at half of it")
+    secondary: list = _f(("every pair of arms at the last iteration", "each arm's change from iteration 0",
+                          "greedy (n=1) pass@1 at iteration 0 and the last"),
+                         "secondary analyses, reported with intervals but not as the result")
+
+    def check(self, arms: dict) -> None:
+        rules = [("treatment", self.treatment in arms, f"one of the arms {sorted(arms)}"),
+                 ("control", self.control in arms and self.control != self.treatment,
+                  f"one of the arms {sorted(arms)} other than the treatment"),
+                 ("metric", self.metric == "pass@1", "'pass@1'"), ("iteration", self.iteration == "last", "'last'"),
+                 ("confidence", 0 < self.confidence < 1, "in (0, 1)"),
+                 ("bootstrap_resamples", self.bootstrap_resamples >= 100, ">= 100"),
+                 ("reference_effect", self.reference_effect > 0, "> 0")]
+        for name, ok, allowed in rules:
+            if not ok:
+                raise UserError(f"experiment plan field {name}={getattr(self, name)!r} is invalid: must be {allowed}")
+
+
+@dataclass
+class ExperimentConfig:
+    preset: str = _f("tiny-cpu", "preset of every arm (harness/presets/*.yaml)")
+    config: str | None = _f(None, "a YAML of train config fields applied to every arm after the preset (CONFIG=)")
+    seeds: list = _f((0, 1, 2), "seeds of training and sampling; every arm runs once per seed")
+    data_seed: int | None = _f(0, "the one data seed (benchmark and training data) of every arm; passed on "
+                                   "when the train config has the field, else every seed is its own benchmark")
+    scores: list = _f(("paper", "equivalence"), "candidate scores; every arm runs once per score")
+    arms: dict = _f(None, "arm name -> train config fields that make the arm (any TrainConfig field)")
+    train: dict = _f(None, "train config fields of every arm (the experiment's size), before the arm's own")
+    greedy: bool = _f(True, "also evaluate greedily (n=1) at iteration 0 and the last (a secondary figure)")
+    share_warm_start: bool = _f(True, "arms of one seed differing only in mode/alpha/score share iteration 0")
+    plan: Plan = field(default_factory=Plan, metadata={"help": "the pre-registered analysis plan"})
+
+    def __post_init__(self) -> None:
+        self.seeds, self.scores = [int(s) for s in self.seeds], [str(s) for s in self.scores]
+        self.arms, self.train = dict(self.arms or {}), dict(self.train or {})
+        if isinstance(self.plan, dict):
+            unknown = sorted(set(self.plan) - {f.name for f in dataclasses.fields(Plan)})
+            if unknown:
+                raise UserError(f"unknown experiment plan field {unknown[0]!r}; known: "
+                                f"{', '.join(f.name for f in dataclasses.fields(Plan))}")
+            self.plan = Plan(**self.plan)
+        self.plan.paired_on, self.plan.secondary = list(self.plan.paired_on), list(self.plan.secondary)
+        checks = [("seeds", bool(self.seeds) and len(set(self.seeds)) == len(self.seeds), "distinct integers, at least one"),
+                  ("scores", bool(self.scores) and set(self.scores) <= set(SCORES), f"a list from {SCORES}"),
+                  ("arms", len(self.arms) >= 2 and all(isinstance(v, dict) for v in self.arms.values()),
+                   "at least two arms, each a mapping of train config fields")]
+        for name, ok, allowed in checks:
+            if not ok:
+                raise UserError(f"experiment field {name}={getattr(self, name)!r} is invalid: must be {allowed}")
+        self.plan.check(self.arms)
+
+
+def load_experiment(path: str | Path | None, overrides: dict) -> ExperimentConfig:
+    """The experiment file (default: harness/experiments/default.yaml) with command-line overrides."""
+    path = Path(path) if path else DEFAULT_FILE
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        raise UserError(f"experiment file {path} does not exist; set EXPERIMENT= to an existing YAML") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"experiment file {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    known = {f.name for f in dataclasses.fields(ExperimentConfig)}
+    unknown = sorted(set(data) - known) if isinstance(data, dict) else ["(not a mapping)"]
+    if unknown:
+        raise UserError(f"unknown field {unknown[0]!r} in experiment file {path}; known: {', '.join(sorted(known))}")
+    train = {**(data.get("train") or {}), **overrides.pop("train", {})}
+    return ExperimentConfig(**{**data, **{k: v for k, v in overrides.items() if v is not None}, "train": train})
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One train run of the experiment: an arm of the plan under one score and one seed."""
+    arm: str
+    score: str
+    seed: int
+    overrides: dict
+
+    @property
+    def name(self) -> str:
+        return f"{self.arm}-{self.score}-s{self.seed}"
+
+
+def arm_runs(cfg: ExperimentConfig) -> list[Arm]:
+    """Every (arm, score, seed) with its train overrides, in launch order (seed, score, arm)."""
+    has_data_seed = "data_seed" in {f.name for f in dataclasses.fields(TrainConfig)}
+    fixed = {"data_seed": cfg.data_seed} if has_data_seed and cfg.data_seed is not None else {}
+    return [Arm(arm, score, seed, {**cfg.train, **cfg.arms[arm], **fixed, "score": score, "seed": seed})
+            for seed in cfg.seeds for score in cfg.scores for arm in cfg.arms]
+
+
+def train_config(cfg: ExperimentConfig, arm: Arm, workers: int = 0) -> TrainConfig:
+    try:
+        return load_config(cfg.preset, cfg.config, {**arm.overrides, "workers": workers})
+    except UserError as exc:
+        raise UserError(f"arm {arm.arm} (score {arm.score}, seed {arm.seed}): {exc}") from None
+
+
+def train_argv(cfg: ExperimentConfig, arm: Arm, arms_dir: Path, workers: int) -> list[str]:
+    """The `harness train` command line of one arm (the same for a first run and a resume)."""
+    argv = [sys.executable, "-m", "harness", "train", "--preset", cfg.preset, "--run", arm.name,
+            "--results-dir", str(arms_dir), "--workers", str(workers)]
+    if cfg.config:
+        argv += ["--config", str(Path(cfg.config).resolve())]
+    for name, value in arm.overrides.items():
+        if name == "restart":
+            argv += ["--restart"] if value else []
+        elif name == "dry_run":
+            raise UserError(f"arm {arm.arm}: dry_run cannot be an arm field; remove it from the experiment file")
+        else:
+            argv += [f"--{name.replace('_', '-')}", str(value)]
+    return argv
+
+
+def donors(cfg: ExperimentConfig, arms: list[Arm]) -> dict[str, str]:
+    """Arm name -> the arm whose warm start it copies (itself when it trains its own)."""
+    out, first = {}, {}
+    for arm in arms:
+        tc = train_config(cfg, arm).to_dict()
+        key = json.dumps({k: v for k, v in tc.items() if k not in WARM_START_FREE}, sort_keys=True)
+        out[arm.name] = first.setdefault(key, arm.name) if cfg.share_warm_start else arm.name
+    return out
+
+
+def shared_stages(tc: TrainConfig) -> list[str]:
+    """The stages of `harness.loop` before iteration 1 that a run of ``tc`` records (the shared ones)."""
+    return [s for s, on in (("data", True), ("base-model", tc.model == "tiny"),
+                            ("iter-00/train", tc.warmup_epochs > 0), ("iter-00/eval", bool(tc.eval_bench))) if on]
+
+
+def warm_start_ready(arm_dir: Path, stages: list[str]) -> bool:
+    try:
+        done = json.loads((arm_dir / "state.json").read_text())["stages"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return all(done.get(s, {}).get("done") for s in stages)
+
+
+def fork_warm_start(cfg: ExperimentConfig, arm: Arm, donor_dir: Path, arm_dir: Path, workers: int) -> None:
+    """Start ``arm_dir`` as a train run whose shared stages are copies of ``donor_dir``'s.
+
+    Its manifest is the arm's own config (what `harness train` checks on resume) plus ``forked_from``.
+    """
+    if arm_dir.exists():
+        return
+    tmp = arm_dir.with_name(f".{arm_dir.name}.fork")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    for sub in ("data", "base-model", "iter-00"):
+        if (donor_dir / sub).is_dir():
+            shutil.copytree(donor_dir / sub, tmp / sub, ignore=shutil.ignore_patterns("*.tmp"))
+    tc = train_config(cfg, arm, workers)
+    shared = shared_stages(tc)
+    done = json.loads((donor_dir / "state.json").read_text())["stages"]
+    (tmp / "state.json").write_text(json.dumps({"kind": "train", "stages": {s: done[s] for s in shared}}, indent=2))
+    (tmp / ".incomplete").touch()
+    tmp.rename(arm_dir)
+    run = RunFolder.open(arm_dir)
+    try:
+        write_manifest(run, tc.to_dict(), seeds={"seed": tc.seed}, argv=["train (forked by experiment)"])
+        manifest = json.loads((arm_dir / "manifest.json").read_text())
+        manifest["forked_from"] = {"run": donor_dir.name, "stages": shared}
+        run.write_json("manifest.json", manifest)
+    finally:
+        run.release()
+
+
+def greedy_dir(run_dir: Path, arm_name: str, it: int) -> Path:
+    return run_dir / "greedy" / arm_name / f"iter-{it:02d}"
+
+
+def greedy_argv(arm_dir: Path, it: int, out: Path) -> list[str]:
+    return [sys.executable, "-m", "harness", "experiment", "greedy", str(arm_dir), str(it), str(out)]
+
+
+def build_jobs(cfg: ExperimentConfig, run_dir: Path, workers: int) -> list[Job]:
+    """One job per arm run: [train, greedy eval at the last iteration (and at 0 for a donor)]."""
+    arms_dir = run_dir / "arms"
+    arms = arm_runs(cfg)
+    donor_of = donors(cfg, arms)
+    configs = {a.name: train_config(cfg, a) for a in arms}
+    jobs = []
+    for arm in arms:
+        arm_dir, donor = arms_dir / arm.name, donor_of[arm.name]
+        steps = [(train_argv(cfg, arm, arms_dir, workers), lambda d=arm_dir: run_complete(d))]
+        its = ([0] if donor == arm.name else []) + [configs[arm.name].iters]
+        if cfg.greedy:
+            steps += [(greedy_argv(arm_dir, it, greedy_dir(run_dir, arm.name, it)),
+                       lambda p=greedy_dir(run_dir, arm.name, it): (p / "metrics.json").is_file())
+                      for it in dict.fromkeys(its)]
+        forked = donor != arm.name
+        jobs.append(Job(arm.name, steps,
+                        ready=(lambda d=arms_dir / donor, a=arm_dir, s=shared_stages(configs[donor]):
+                               a.exists() or warm_start_ready(d, s)) if forked else None,
+                        prepare=(lambda a=arm, d=arms_dir / donor, t=arm_dir:
+                                 fork_warm_start(cfg, a, d, t, workers)) if forked else None))
+    return jobs
+
+
+def main_greedy(argv: list[str]) -> int:
+    """``python -m harness experiment greedy ARM_DIR ITERATION OUT`` (a step of an arm's job): the
+    greedy n=1 held-out evaluation of the arm's model at ITERATION into OUT."""
+    from harness import stages
+    from harness.loop import load_records, stage_dir
+    from harness.model_eval import resolve_model
+
+    if len(argv) != 3 or not argv[1].isdigit():
+        raise UserError("usage: python -m harness experiment greedy ARM_DIR ITERATION OUT")
+    arm_dir, it, out = Path(argv[0]), int(argv[1]), Path(argv[2])
+    if (out / "metrics.json").is_file():
+        return 0
+    config = json.loads((arm_dir / "manifest.json").read_text())["config"]
+    tc = dataclasses.replace(TrainConfig(**config), eval_n=1, eval_temperature=0.0)
+    model = resolve_model(f"{arm_dir}:{it}")
+    problems = stages.eval_problems(tc, load_records(RunFolder(arm_dir, "train"), "heldout"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with stage_dir(RunFolder(out.parent, "greedy"), out.name) as tmp:
+        stages.eval_stage(tc, model.base, model.weights, problems, seed=tc.seed + 10_000, out=tmp)
+    return 0
+
+
+def registration(cfg: ExperimentConfig) -> dict:
+    """What is pre-registered: the experiment config with its plan, and a hash of every arm's resolved
+    train config (so an edited preset or CONFIG file counts as a change too)."""
+    resolved = {a.name: train_config(cfg, a).to_dict() for a in arm_runs(cfg)}
+    digest = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()
+    return {**asdict(cfg), "resolved_train_configs_sha256": digest}
+
+
+def open_experiment(cfg: ExperimentConfig, results_dir: str, name: str | None) -> RunFolder:
+    """A new experiment folder with its plan written first, or the same RUN again with the same plan."""
+    registered = registration(cfg)
+    path = Path(results_dir) / name if name else None
+    if path is None or not path.exists():
+        run = RunFolder.create(results_dir, name, "experiment")
+        header = (f"# Pre-registered before any arm ran. Primary endpoint: last-iteration {cfg.plan.metric} of "
+                  f"{cfg.plan.treatment} minus {cfg.plan.control},\n# paired on seeds and problems, per score. "
+                  f"A rerun of RUN={run.path.name} with another plan or config is refused.\n")
+        run.write_text("experiment.yaml", header + yaml.safe_dump(registered, sort_keys=False))
+        write_manifest(run, registered, seeds={"seeds": cfg.seeds, "data_seed": cfg.data_seed},
+                       argv=["experiment", *sys.argv[2:]])
+        return run
+    try:
+        old = yaml.safe_load((path / "experiment.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        raise UserError(f"{path} exists but holds no readable experiment.yaml; choose another RUN") from None
+    changed = [k for k in registered if old.get(k) != registered[k]]
+    if changed:
+        raise UserError(f"RUN={path.name} was pre-registered with another plan or config (changed: "
+                        f"{', '.join(changed)}); rerun with the original settings or use a new RUN name")
+    return RunFolder.resume(path, "experiment", registered, {})
+
+
+def parse_args(argv: list[str]) -> tuple[ExperimentConfig, argparse.Namespace]:
+    parser = argparse.ArgumentParser(prog="python -m harness experiment", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--experiment", help="the experiment file (default harness/experiments/default.yaml)")
+    fields = ExperimentConfig.__dataclass_fields__
+    parser.add_argument("--preset", help=fields["preset"].metadata["help"])
+    parser.add_argument("--config", help=fields["config"].metadata["help"])
+    parser.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2 (" + fields["seeds"].metadata["help"] + ")")
+    parser.add_argument("--scores", help="comma-separated scores, e.g. paper,equivalence")
+    parser.add_argument("--iters", type=int, help="iterations of every arm (a train field)")
+    parser.add_argument("--limit", type=int, help="first N training instructions only (a smoke run; a train field)")
+    parser.add_argument("--jobs", type=int, default=0, help="arm runs at the same time (0 = one per core / torch "
+                                                           "thread; 1 on a GPU preset); not part of the plan")
+    parser.add_argument("--run", help="experiment folder name under --results-dir (resumes if it exists)")
+    parser.add_argument("--results-dir", default="results", help="where run folders go")
+    args = parser.parse_args(argv)
+    if args.jobs < 0:
+        raise UserError(f"--jobs={args.jobs} is invalid: must be >= 0 (0 = automatic)")
+    split = lambda s: [x.strip() for x in s.split(",") if x.strip()] if s else None  # noqa: E731
+    try:
+        seeds = [int(s) for s in split(args.seeds)] if args.seeds else None
+    except ValueError:
+        raise UserError(f"SEEDS={args.seeds!r} must be comma-separated integers, e.g. 0,1,2") from None
+    train = {k: v for k, v in (("iters", args.iters), ("limit", args.limit)) if v is not None}
+    overrides = {"preset": args.preset, "config": args.config, "seeds": seeds, "scores": split(args.scores),
+                 "train": train}
+    return load_experiment(args.experiment, overrides), args
+
+
+def main_experiment(argv: list[str]) -> int:
+    from harness import experiment_analysis
+
+    if argv[:1] == ["greedy"]:
+        return main_greedy(argv[1:])
+    cfg, args = parse_args(argv)
+    arms = arm_runs(cfg)
+    first = train_config(cfg, arms[0])   # a broken arm fails here, before any folder exists
+    jobs = parallel_jobs(args.jobs, first, len(arms))
+    run = open_experiment(cfg, args.results_dir, args.run)
+    workers = max(1, (os.cpu_count() or 1) // jobs)
+    try:
+        plan = build_jobs(cfg, run.path, workers)
+        arms_dir = run.path / "arms"
+        failed = run_jobs(plan, arms_dir, jobs, lambda: sum(stages_done(arms_dir / a.name) for a in arms),
+                          len(arms) * (4 + 4 * first.iters), "experiment stages")
+        unfinished = [j.name for j in plan if not j.done()]
+        if failed or unfinished:
+            name = next(iter(failed), unfinished[0])
+            why = f"failed (exit {failed[name]})" if name in failed else "did not run (its warm start failed)"
+            raise UserError(f"experiment arm {name} {why}; see {arms_dir / f'{name}.log'}, fix it and rerun "
+                            f"the same command (RUN={run.path.name}) to resume")
+        text = experiment_analysis.write_results(run, cfg, arms)
+    except BaseException:
+        run.release()
+        raise
+    run.finish()
+    print(text)
+    print(f"experiment folder: {run.path}")
+    return 0
+
