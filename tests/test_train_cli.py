@@ -74,3 +74,27 @@ def test_iteration_subsets_are_seeded_and_differ_between_iterations():
     cfg = TrainConfig(instructions_per_iter=10)
     a1, a2 = loop.iteration_subset(recs, cfg, 1), loop.iteration_subset(recs, cfg, 2)
     assert len(a1) == 10 and a1 == loop.iteration_subset(recs, cfg, 1) and a1 != a2
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--optimizer-schedule", "sometimes"], "optimizer_schedule='sometimes' is invalid"),
+    (["--warmup-limit", "-3"], "warmup_limit=-3 is invalid"),
+    (["--data-seed", "x"], "data_seed='x' has the wrong type"),
+    (["--lr-warmup-ratio", "1"], "lr_warmup_ratio=1.0 is invalid"),
+    (["--optimizer-schedule", "continued", "--restart"], "optimizer_schedule=continued carries one optimiser"),
+])
+def test_bad_loop_options_stop_before_any_work_with_one_line(tmp_path, capsys, flags, message):
+    from harness.cli import main
+    assert main(["train", "--results-dir", str(tmp_path), "--run", "r", *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_manifest_records_both_seeds(tmp_path):
+    cfg, args = _args(tmp_path, "--seed", "3", "--data-seed", "7")
+    run = open_run(cfg, args)
+    manifest = json.loads((run.path / "manifest.json").read_text())
+    assert manifest["seeds"] == {"seed": 3, "data_seed": 7}
+    assert manifest["config"]["data_seed"] == 7 and manifest["config"]["optimizer_schedule"] == "reset"
+    run.release()
