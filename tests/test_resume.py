@@ -3,7 +3,9 @@ rerun must finish with the same outputs as an uninterrupted run, never recompute
 never leave a stage marked done with missing or empty files, and refuse a second concurrent run.
 
 The random kill points are seeded (KILL_SEEDS); the test polls state.json so kill points spread over
-the stages (data, base model, warm start, sample, score, train, eval of each iteration).
+the stages (data, base model, warm start, sample, score, train, eval of each iteration). The micro run
+continues one optimiser across iterations (optimizer_schedule=continued) on a limited warm start, so a
+resumed run must also end with the same optimiser state and weights.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ MICRO = {
     "iters": 2, "limit": 24, "instructions_per_iter": 8, "eval_limit": 4, "eval_n": 1,
     "max_new_tokens": 24, "warmup_epochs": 1, "sample_batch_size": 8, "tiny_hidden_size": 32,
     "tiny_layers": 1, "tiny_heads": 2, "tiny_intermediate_size": 64, "torch_threads": 1, "workers": 1,
+    "optimizer_schedule": "continued", "warmup_limit": 12,
 }
 KILL_SEEDS = [1, 2, 3, 4, 5, 6, 7, 8]          # with two eval kills: 10 kill points
 DETERMINISTIC = ["iter-01/candidates.jsonl", "iter-01/scores.jsonl", "iter-02/candidates.jsonl",
@@ -107,11 +110,28 @@ def baseline(tmp_path_factory) -> Path:
 def compare_with_baseline(run: Path, base: Path) -> None:
     for rel in DETERMINISTIC:
         assert (run / rel).read_text() == (base / rel).read_text(), rel
+    compare_trained_state(run, base)
     for it in (0, 1, 2):
         rel = f"iter-{it:02d}/eval/metrics.json"
         got, want = json.loads((run / rel).read_text()), json.loads((base / rel).read_text())
         assert got["pass_at_k"] == want["pass_at_k"], rel
         assert got["status_counts"] == want["status_counts"], rel
+
+
+def compare_trained_state(run: Path, base: Path) -> None:
+    """Iteration 2's weights, its optimiser state and the learning rates of its steps equal the baseline's."""
+    import torch
+    from safetensors.torch import load_file
+
+    got, want = (load_file(r / "iter-02" / "model" / "model.safetensors") for r in (run, base))
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in got)
+    got, want = (torch.load(r / "iter-02" / "optimizer.pt", weights_only=True) for r in (run, base))
+    assert got["global_step"] == want["global_step"]
+    for key, state in want["optimizer"]["state"].items():
+        assert all(torch.equal(v, got["optimizer"]["state"][key][n]) for n, v in state.items()), key
+    rates = [json.loads((r / "iter-02" / "train_log.json").read_text())["schedule"]["learning_rates"]
+             for r in (run, base)]
+    assert rates[0] == rates[1] and min(rates[0]) > 0
 
 
 @pytest.mark.slow
