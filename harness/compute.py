@@ -182,7 +182,8 @@ def estimate(cfg: TrainConfig) -> dict:
     total, how = training_instructions(cfg)
     per_iter = min(cfg.instructions_per_iter or total, total)
     iteration = stage_costs(cfg, rates, per_iter)
-    warm = stage_costs(cfg, rates, total, warm_start=True) if cfg.warmup_epochs > 0 else None
+    warm_instructions = min(cfg.warmup_limit or total, total)
+    warm = stage_costs(cfg, rates, warm_instructions, warm_start=True) if cfg.warmup_epochs > 0 else None
     # Iteration 0 is the warm start and its eval, or only the base model's eval.
     first = warm["gpu_h"] if warm else iteration["eval_s"] / 3600
     first_wall = warm["wall_h"] if warm else first

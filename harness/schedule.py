@@ -99,11 +99,10 @@ def learning_rate_recorder(optimizer):
     from transformers import TrainerCallback
 
     class Recorder(TrainerCallback):
-        rates: list[float] = []
+        def __init__(self):
+            self.rates: list[float] = []
 
         def on_pre_optimizer_step(self, args, state, control, **kwargs):
             self.rates.append(optimizer.param_groups[0]["lr"])
 
-    recorder = Recorder()
-    recorder.rates = []
-    return recorder
+    return Recorder()
