@@ -84,11 +84,13 @@ def open_run(cfg: TrainConfig, args: argparse.Namespace) -> RunFolder:
         write_manifest(run, cfg.to_dict(), seeds=run_seeds(cfg), argv=["train", *sys.argv[2:]])
         return run
     manifest = path / "manifest.json"
-    old_iters = json.loads(manifest.read_text()).get("config", {}).get("iters", 0) if manifest.is_file() else 0
-    if old_iters > cfg.iters:
-        raise UserError(f"run {path} already has iters={old_iters}; ITERS can only grow")
-    # A field added to TrainConfig after the run started counts as its default (what the run used).
+    old = json.loads(manifest.read_text()).get("config", {}) if manifest.is_file() else {}
+    if old.get("iters", 0) > cfg.iters:
+        raise UserError(f"run {path} already has iters={old['iters']}; ITERS can only grow")
+    # A field added to TrainConfig after the run started counts as its default (what the run used);
+    # before data_seed existed, seed made the data.
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    defaults["data_seed"] = old.get("seed", defaults["seed"])
     run = RunFolder.resume(path, "train", cfg.to_dict(), defaults, RESUMABLE_CHANGES)
     if not manifest.is_file():  # killed between creating the folder and writing its manifest
         write_manifest(run, cfg.to_dict(), seeds=run_seeds(cfg), argv=["train", *sys.argv[2:]])

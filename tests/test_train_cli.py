@@ -98,3 +98,14 @@ def test_manifest_records_both_seeds(tmp_path):
     assert manifest["seeds"] == {"seed": 3, "data_seed": 7}
     assert manifest["config"]["data_seed"] == 7 and manifest["config"]["optimizer_schedule"] == "reset"
     run.release()
+
+
+def test_a_run_from_before_data_seed_resumes_with_its_seed_as_data_seed(tmp_path):
+    run = open_run(*_args(tmp_path, "--iters", "2", "--seed", "3", "--data-seed", "3"))
+    manifest = json.loads((run.path / "manifest.json").read_text())
+    del manifest["config"]["data_seed"]       # as written before data_seed existed: seed made the data
+    run.write_json("manifest.json", manifest)
+    run.release()
+    with pytest.raises(UserError, match=r"data_seed: None -> 0"):
+        open_run(*_args(tmp_path, "--iters", "2", "--seed", "3"))
+    open_run(*_args(tmp_path, "--iters", "2", "--seed", "3", "--data-seed", "3")).release()
