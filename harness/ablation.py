@@ -144,11 +144,15 @@ def run_jobs(jobs: list[Job], logs_dir: Path, at_once: int, progress: Callable[[
     """Run the unfinished jobs, ``at_once`` at a time, each once it is ready.
 
     Returns the exit code of every job that failed; a job still not ready when nothing else runs (it
-    waits on a failed one) is left unstarted. An interrupt stops every running job's process group
-    and is raised again.
+    waits on a failed one) is left unstarted. An interrupt (Ctrl-C, or SIGTERM as from `kill`) stops
+    every running job's process group and is raised as KeyboardInterrupt.
     """
     from tqdm import tqdm
 
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
     logs_dir.mkdir(parents=True, exist_ok=True)
     todo = [j for j in jobs if not j.done()]
     running: dict[str, tuple[Job, int, subprocess.Popen]] = {}
@@ -174,6 +178,7 @@ def run_jobs(jobs: list[Job], logs_dir: Path, at_once: int, progress: Callable[[
         _stop([proc for _, _, proc in running.values()])
         raise
     finally:
+        signal.signal(signal.SIGTERM, previous)
         bar.close()
     return failed
 

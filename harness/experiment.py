@@ -263,6 +263,9 @@ def main_greedy(argv: list[str]) -> int:
         return 0
     config = json.loads((arm_dir / "manifest.json").read_text())["config"]
     tc = dataclasses.replace(TrainConfig(**config), eval_n=1, eval_temperature=0.0)
+    if tc.torch_threads:  # as the arm's own stages run (harness.loop.run_iterations)
+        import torch
+        torch.set_num_threads(tc.torch_threads)
     model = resolve_model(f"{arm_dir}:{it}")
     problems = stages.eval_problems(tc, load_records(RunFolder(arm_dir, "train"), "heldout"))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -296,7 +299,8 @@ def open_experiment(cfg: ExperimentConfig, results_dir: str, name: str | None) -
         old = yaml.safe_load((path / "experiment.yaml").read_text())
     except (OSError, yaml.YAMLError):
         raise UserError(f"{path} exists but holds no readable experiment.yaml; choose another RUN") from None
-    changed = [k for k in registered if old.get(k) != registered[k]]
+    changed = [k if k != "resolved_train_configs_sha256" else "the arms' resolved train configs (a preset, the "
+               "CONFIG file or the code's defaults)" for k in registered if old.get(k) != registered[k]]
     if changed:
         raise UserError(f"RUN={path.name} was pre-registered with another plan or config (changed: "
                         f"{', '.join(changed)}); rerun with the original settings or use a new RUN name")

@@ -102,3 +102,44 @@ def test_table_marks_missing_iterations(tmp_path):
         (d / "summary.json").write_text(json.dumps({"iterations": rows}))
     rows, table = pass_at_1_table(Path(tmp_path))
     assert rows[1]["static, filter off"] is None and "| 1 | 0.200 | 0.200 | - | - |" in table
+
+
+DRIVER = """
+import sys, pathlib
+from harness.ablation import Job, run_jobs
+d = pathlib.Path(sys.argv[1])
+step = [sys.executable, "-c", "import os, sys, time, pathlib; "
+        "pathlib.Path(sys.argv[1], 'child.pid').write_text(str(os.getpid())); time.sleep(120)", str(d)]
+run_jobs([Job("slow", [(step, lambda: False)])], d, 1, lambda: 0, 1, "test")
+"""
+
+
+def test_a_terminated_driver_stops_the_jobs_it_started(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import time
+
+    script = tmp_path / "driver.py"
+    script.write_text(DRIVER)
+    driver = subprocess.Popen([sys.executable, str(script), str(tmp_path)], cwd=Path(__file__).parents[1],
+                              stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "child.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    child = int((tmp_path / "child.pid").read_text())
+    driver.send_signal(signal.SIGTERM)
+    assert driver.wait(timeout=90) != 0
+    with pytest.raises(ProcessLookupError):
+        os.kill(child, 0)
+
+
+def test_a_step_that_exits_0_without_its_output_fails_and_later_steps_wait(tmp_path):
+    ok = [sys.executable, "-c", "pass"]
+    made = tmp_path / "made"
+    touch = [sys.executable, "-c", f"open({str(made)!r}, 'w').close()"]
+    jobs = [ablation.Job("liar", [(ok, lambda: False), (touch, made.exists)]),
+            ablation.Job("after", [(touch, made.exists)], ready=made.exists)]
+    failed = ablation.run_jobs(jobs, tmp_path, 2, lambda: 0, 1, "test")
+    assert failed == {"liar": -1} and not made.exists()
+    assert ablation.run_jobs(jobs[1:], tmp_path, 1, lambda: 0, 1, "test") == {} and not made.exists()
