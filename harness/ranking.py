@@ -71,92 +71,10 @@ def ranking_loss(logps, scores: list[float | None], margin: float):
     return torch.relu(margin - (logps[better] - logps[worse])).mean()
 
 
-def token_logprobs(logits, targets):
-    """log P(target) per position, in float32 (or wider), one row at a time so that no second
-    full-vocabulary tensor is ever held for the whole batch (logits: [B, T, V], targets: [B, T])."""
-    import torch
-    dtype = torch.promote_types(logits.dtype, torch.float32)  # bf16/fp16 logits: reduce in fp32
-    picked = torch.gather(logits, -1, targets.unsqueeze(-1)).squeeze(-1).to(dtype)
-    norms = torch.stack([torch.logsumexp(row.to(dtype), dim=-1) for row in logits])
-    return picked - norms
-
-
-def _chunk_logprobs(hidden, weight, bias, targets):
-    """log P(target) of a few positions from the final hidden states, the logits in float32."""
-    import torch
-    import torch.nn.functional as F
-    dtype = torch.promote_types(weight.dtype, torch.float32)
-    logits = F.linear(hidden.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype))
-    return logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
-
-
-def chunked_token_logprobs(hidden, head, targets, chunk_tokens: int):
-    """log P(target) per position from hidden states [B, T, H] through the output layer ``head``, never
-    holding more than ``chunk_tokens`` positions' vocabulary-sized logits, in the forward pass or (each
-    chunk is checkpointed: its logits are recomputed in backward) in the backward pass. Float32."""
-    from torch.utils.checkpoint import checkpoint
-    import torch
-
-    flat_hidden = hidden.reshape(-1, hidden.shape[-1])
-    flat_targets = targets.reshape(-1)
-    parts = []
-    for start in range(0, flat_targets.numel(), chunk_tokens):
-        args = (flat_hidden[start:start + chunk_tokens], head.weight, head.bias,
-                flat_targets[start:start + chunk_tokens])
-        if torch.is_grad_enabled():
-            parts.append(checkpoint(_chunk_logprobs, *args, use_reentrant=False))
-        else:
-            parts.append(_chunk_logprobs(*args))
-    return torch.cat(parts).reshape(targets.shape)
-
-
-# Config attributes of models whose logits are more than lm_head(hidden): the chunked path skips them.
-LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling", "output_multiplier_scale")
-
-
-def chunkable_head(model):
-    """The output layer when log-probabilities may be computed from hidden states in chunks: a plain
-    ``nn.Linear`` with its full weight present (not a LoRA or quantised wrapper, not a ZeRO-3 shard) on
-    a model whose logits are exactly that layer's output. None otherwise (the full logits are used)."""
-    import torch
-    unwrapped = getattr(model, "module", model)  # DDP
-    get = getattr(unwrapped, "get_output_embeddings", None)
-    head = get() if callable(get) else None
-    if type(head) is not torch.nn.Linear or head.weight.numel() == 0 or hasattr(head.weight, "ds_id"):
-        return None
-    config = getattr(unwrapped, "config", None)
-    if any(getattr(config, name, None) not in (None, 0, 1, 1.0) for name in LOGIT_TRANSFORMS):
-        return None
-    return head
-
-
 def sequence_logprobs(model, input_ids, attention_mask, response_mask, chunk_tokens: int = 0):
-    """Sum of response-token log-probabilities (float32) and number of response tokens, per row.
-
-    Only positions from the first response token on are turned into logits: the prompt's logits are
-    never materialised. With ``chunk_tokens > 0`` and a plain output layer (``chunkable_head``) the
-    model returns only its final hidden states and the log-softmax runs ``chunk_tokens`` positions at a
-    time (``chunked_token_logprobs``), so activation memory no longer holds a [T, V] tensor per
-    candidate; otherwise the model's logits are reduced in float32 (``token_logprobs``).
-    """
-    rows_with_response = response_mask.any(dim=1)
-    if not bool(rows_with_response.all()):
-        raise ValueError("every candidate needs at least one response token")
-    first = int(response_mask.float().argmax(dim=1).min())  # earliest response token in the batch
-    keep = input_ids.shape[1] - first + 1
-    targets = input_ids[:, first:]
-    head = chunkable_head(model) if chunk_tokens > 0 else None
-    if head is not None:
-        out = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=1, use_cache=False,
-                    output_hidden_states=[-1])
-        hidden = out.hidden_states[-1][:, first - 1:-1]  # the final (normed) hidden states, as lm_head sees
-        logp = chunked_token_logprobs(hidden, head, targets, chunk_tokens)
-    else:
-        logits = model(input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep,
-                       use_cache=False).logits[:, :-1]
-        logp = token_logprobs(logits, targets)
-    mask = response_mask[:, first:].to(logp.dtype)
-    return (logp * mask).sum(dim=1), mask.sum(dim=1)
+    """``harness.logprobs.sequence_logprobs`` (imported lazily: this module's arithmetic needs no torch)."""
+    from harness.logprobs import sequence_logprobs as compute
+    return compute(model, input_ids, attention_mask, response_mask, chunk_tokens)
 
 
 class RankingCollator:

@@ -33,8 +33,8 @@ token counts in other groups.
 
 Log-probabilities are float32 whatever the model's dtype. With ``logprob_chunk_tokens > 0`` (and a
 plain output layer) they are computed from the final hidden states ``logprob_chunk_tokens`` positions
-at a time, each chunk's logits recomputed in backward (``harness.ranking.sequence_logprobs``), so
-no [T, V] tensor is held per candidate; the output layer's weight is cast to float32 per chunk.
+at a time, each chunk's logits recomputed in backward (``harness.logprobs``), so
+no [T, V] tensor is held per candidate and one [chunk, V] buffer is alive at a time.
 
 Logged separately (averaged over the logging window): ``ce_loss``, ``rank_loss``, ``rank_accuracy``
 (fraction of ranked pairs with p_i > p_j) and ``rank_pairs``.
@@ -50,7 +50,8 @@ import torch
 from accelerate.utils import DistributedType
 from trl import SFTConfig, SFTTrainer
 
-from harness.ranking import RankingCollator, ranking_loss, ranking_loss_and_grad, sequence_logprobs
+from harness.logprobs import sequence_logprobs
+from harness.ranking import RankingCollator, ranking_loss, ranking_loss_and_grad
 
 log = logging.getLogger(__name__)
 

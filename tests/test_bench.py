@@ -74,7 +74,8 @@ def test_ranking_memory(tmp_path):
     check_result(result, "ranking_memory")
     assert goal(result, "gradients equal").met is True
     assert goal(result, "1/K").measured
-    micro = result.details["micro"]
+    micro = result.details["micro-lora"]
+    assert micro["config"]["train"] == "lora" and 0 < micro["split"]["trained_parameters"] < micro["split"]["parameters"]
     assert micro["grads_equal"] and micro["split"]["peak_mib"] > 0 and micro["joint"]["peak_mib"] > 0
     assert not list(tmp_path.glob("*.grads.pt"))  # the gradient copies are cleaned up
 
