@@ -191,7 +191,8 @@ def warm_start_ready(arm_dir: Path, stages: list[str]) -> bool:
 def fork_warm_start(cfg: ExperimentConfig, arm: Arm, donor_dir: Path, arm_dir: Path, workers: int) -> None:
     """Start ``arm_dir`` as a train run whose shared stages are copies of ``donor_dir``'s.
 
-    Its manifest is the arm's own config (what `harness train` checks on resume) plus ``forked_from``.
+    Its manifest is the arm's own config (what `harness train` checks on resume) plus ``forked_from``;
+    everything is written into a hidden folder first and renamed, so a kill leaves no half arm.
     """
     if arm_dir.exists():
         return
@@ -206,15 +207,12 @@ def fork_warm_start(cfg: ExperimentConfig, arm: Arm, donor_dir: Path, arm_dir: P
     done = json.loads((donor_dir / "state.json").read_text())["stages"]
     (tmp / "state.json").write_text(json.dumps({"kind": "train", "stages": {s: done[s] for s in shared}}, indent=2))
     (tmp / ".incomplete").touch()
-    tmp.rename(arm_dir)
-    run = RunFolder.open(arm_dir)
-    try:
-        write_manifest(run, tc.to_dict(), seeds={"seed": tc.seed}, argv=["train (forked by experiment)"])
-        manifest = json.loads((arm_dir / "manifest.json").read_text())
-        manifest["forked_from"] = {"run": donor_dir.name, "stages": shared}
-        run.write_json("manifest.json", manifest)
-    finally:
-        run.release()
+    staged = RunFolder(tmp, "train")  # private until renamed: no lock needed
+    write_manifest(staged, tc.to_dict(), seeds={"seed": tc.seed}, argv=["train (forked by experiment)"])
+    manifest = json.loads((tmp / "manifest.json").read_text())
+    manifest["forked_from"] = {"run": donor_dir.name, "stages": shared}
+    staged.write_json("manifest.json", manifest)
+    tmp.rename(arm_dir)  # the arm appears whole: its stages, state and manifest at once
 
 
 def greedy_dir(run_dir: Path, arm_name: str, it: int) -> Path:
