@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from harness.ranking import PAIR_REDUCTIONS
 from verilog_tools.errors import UserError
 from verilog_tools.config import option as _f
 
@@ -52,6 +53,10 @@ class TrainConfig:
                             "equivalence: differential simulation against the reference (any data)")
     alpha: float = _f(1.0, "weight of the ranking loss in L = L_CE + alpha * L_rank")
     margin: float = _f(0.0, "hinge margin of the ranking loss")
+    min_score_gap: float = _f(0.0, "a candidate pair is ranked only if its scores differ by at least this "
+                                   "(0 = every strict difference; e.g. 0.05 drops near-ties of Rouge-L)")
+    pair_reduction: str = _f("mean", "ranking loss over a group's pairs: mean (alpha independent of K) | sum "
+                                     "(the paper's and RRHF's)")
     length_normalize: bool = _f(True, "rank on per-token (length-normalised) log-likelihoods")
     instructions_per_iter: int = _f(0, "instructions sampled per iteration (0 = all)")
     temperature: float = _f(0.8, "sampling temperature for training candidates")
@@ -125,6 +130,8 @@ class TrainConfig:
             ("eval_temperature", self.eval_temperature >= 0, ">= 0 (0 = greedy)"),
             ("alpha", self.alpha >= 0, ">= 0"),
             ("margin", self.margin >= 0, ">= 0"),
+            ("min_score_gap", self.min_score_gap >= 0, ">= 0"),
+            ("pair_reduction", self.pair_reduction in PAIR_REDUCTIONS, f"one of {PAIR_REDUCTIONS}"),
             ("groups_per_batch", self.groups_per_batch >= 1, ">= 1"),
             ("gradient_accumulation_steps", self.gradient_accumulation_steps >= 1, ">= 1"),
             ("max_new_tokens", self.max_new_tokens >= 1, ">= 1"),
