@@ -4,7 +4,8 @@ The loss of one group (one instruction with its candidates, one of them the refe
 
     p_i    = (1 / |y_i|) * sum_t log P(y_i,t | x, y_i,<t)        (sum only, if length_normalize is off)
     L_CE   = -(1 / |y_ref|) * sum_t log P(y_ref,t | x, y_ref,<t)  (mean token cross-entropy of the reference)
-    L_rank = mean over ordered pairs (i, j) with s_i > s_j, both scorable, of max(0, margin - (p_i - p_j))
+    pairs  = ordered pairs (i, j), both scorable, with s_i > s_j and s_i - s_j >= min_score_gap
+    L_rank = mean (pair_reduction: mean) or sum (sum) over pairs of max(0, margin - (p_i - p_j))
     L      = L_CE + alpha * L_rank
 
 ``x`` is the prompt, ``y_i`` candidate i's response tokens, ``s_i`` its score (``harness.scoring``).
@@ -13,8 +14,12 @@ contributes L_CE only (L_rank = 0). A batch's loss is the mean of its groups' lo
 accuracy is the fraction of pairs with p_i > p_j.
 
 Where this departs from the paper: with margin 0 the hinge is RRHF's ranking loss, but RRHF and the
-ITERTL paper sum over pairs; here it is the mean over a group's pairs, so alpha does not need retuning
-when K or the number of ties changes. alpha, margin and length normalisation are config fields.
+ITERTL paper sum over pairs; the default here is the mean over a group's pairs, so alpha does not need
+retuning when K or the number of ties changes (``pair_reduction: sum`` is the paper's). A minimum score
+gap (``min_score_gap``, RTLCoder-style: near-ties such as two Rouge-L values 0.01 apart make no pair)
+and the margin default to 0 (every strict difference is a pair, RRHF's hinge). alpha, margin,
+min_score_gap, pair_reduction and length normalisation are config fields; the gap is compared with a
+1e-9 tolerance, so that 1.0 - 0.9 counts as a gap of 0.1.
 
 The hinge's gradient with respect to each p_i has a closed form (``ranking_loss_and_grad``). This is
 what lets the trainer compute every p_i without gradients first, then back-propagate one candidate at
@@ -36,39 +41,57 @@ from collections.abc import Callable, Iterable
 log = logging.getLogger(__name__)
 
 
-def ordered_pairs(scores: list[float | None]) -> list[tuple[int, int]]:
-    """Index pairs (i, j) with scores[i] > scores[j], both not None (the pairs the hinge ranks)."""
+PAIR_REDUCTIONS = ("mean", "sum")
+GAP_TOLERANCE = 1e-9  # score differences are float arithmetic: 1.0 - 0.9 must count as a gap of 0.1
+
+
+def check_pair_options(margin: float, min_gap: float, reduction: str) -> None:
+    """ValueError naming the option unless margin >= 0, min_gap >= 0 and reduction in PAIR_REDUCTIONS."""
+    if not margin >= 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
+    if not min_gap >= 0:
+        raise ValueError(f"min_score_gap must be >= 0, got {min_gap}")
+    if reduction not in PAIR_REDUCTIONS:
+        raise ValueError(f"pair_reduction must be one of {PAIR_REDUCTIONS}, got {reduction!r}")
+
+
+def ordered_pairs(scores: list[float | None], min_gap: float = 0.0) -> list[tuple[int, int]]:
+    """Index pairs (i, j) with scores[i] > scores[j] by at least ``min_gap``, both not None (the pairs
+    the hinge ranks)."""
     return [(i, j) for i, si in enumerate(scores) for j, sj in enumerate(scores)
-            if si is not None and sj is not None and si > sj]
+            if si is not None and sj is not None and si > sj and si - sj >= min_gap - GAP_TOLERANCE]
 
 
-def ranking_loss_and_grad(logps: list[float], scores: list[float | None], margin: float
-                          ) -> tuple[float, list[float], int, int]:
+def ranking_loss_and_grad(logps: list[float], scores: list[float | None], margin: float,
+                          min_gap: float = 0.0, reduction: str = "mean") -> tuple[float, list[float], int, int]:
     """L_rank of one group, dL_rank/dp_i for every candidate, the number of pairs and of correct pairs."""
-    pairs = ordered_pairs(scores)
+    pairs = ordered_pairs(scores, min_gap)
     grad = [0.0] * len(logps)
     if not pairs:
         return 0.0, grad, 0, 0
+    weight = 1.0 / len(pairs) if reduction == "mean" else 1.0
     loss, correct = 0.0, 0
     for i, j in pairs:
         gap = margin - (logps[i] - logps[j])
         correct += logps[i] > logps[j]
         if gap > 0:  # strictly: at the kink the subgradient is 0, as torch.relu's
             loss += gap
-            grad[i] -= 1.0 / len(pairs)
-            grad[j] += 1.0 / len(pairs)
-    return loss / len(pairs), grad, len(pairs), correct
+            grad[i] -= weight
+            grad[j] += weight
+    return loss * weight, grad, len(pairs), correct
 
 
-def ranking_loss(logps, scores: list[float | None], margin: float):
+def ranking_loss(logps, scores: list[float | None], margin: float, min_gap: float = 0.0,
+                 reduction: str = "mean"):
     """L_rank of one group as a differentiable tensor (logps: 1-D tensor); 0 when there is no pair."""
     import torch
-    pairs = ordered_pairs(scores)
+    pairs = ordered_pairs(scores, min_gap)
     if not pairs:
         return logps.sum() * 0.0
     better = torch.tensor([i for i, _ in pairs], device=logps.device)
     worse = torch.tensor([j for _, j in pairs], device=logps.device)
-    return torch.relu(margin - (logps[better] - logps[worse])).mean()
+    hinges = torch.relu(margin - (logps[better] - logps[worse]))
+    return hinges.mean() if reduction == "mean" else hinges.sum()
 
 
 def sequence_logprobs(model, input_ids, attention_mask, response_mask, chunk_tokens: int = 0):

@@ -51,7 +51,7 @@ from accelerate.utils import DistributedType
 from trl import SFTConfig, SFTTrainer
 
 from harness.logprobs import sequence_logprobs
-from harness.ranking import RankingCollator, ranking_loss, ranking_loss_and_grad
+from harness.ranking import RankingCollator, check_pair_options, ranking_loss, ranking_loss_and_grad
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,10 @@ class RankingConfig(SFTConfig):
 
     alpha: float = field(default=1.0, metadata={"help": "weight of the ranking loss: L = L_CE + alpha * L_rank"})
     margin: float = field(default=0.0, metadata={"help": "hinge margin of the ranking loss (0 = RRHF's loss)"})
+    min_score_gap: float = field(
+        default=0.0, metadata={"help": "a pair (i, j) is ranked only if s_i - s_j >= this (0: every s_i > s_j)"})
+    pair_reduction: str = field(
+        default="mean", metadata={"help": "L_rank over a group's pairs: mean | sum (the paper's, RRHF's)"})
     length_normalize: bool = field(
         default=True, metadata={"help": "rank on per-token mean log-likelihoods (False: on sums)"})
     split_gradients: bool = field(
@@ -92,8 +96,7 @@ class RankingConfig(SFTConfig):
     def __post_init__(self):
         if not self.alpha >= 0:
             raise ValueError(f"alpha must be >= 0, got {self.alpha}")
-        if not self.margin >= 0:
-            raise ValueError(f"margin must be >= 0, got {self.margin}")
+        check_pair_options(self.margin, self.min_score_gap, self.pair_reduction)
         if self.logprob_chunk_tokens < 0:
             raise ValueError(f"logprob_chunk_tokens must be >= 0, got {self.logprob_chunk_tokens}")
         if self.forward_chunk_size < 1:
@@ -195,9 +198,10 @@ def joint_loss(model, inputs, args) -> tuple[torch.Tensor, dict]:
     losses, stats = [], _empty_stats()
     for rows, scores in _groups(inputs):
         ce = -means[rows[inputs["is_reference"][rows]]].sum()
-        rank = ranking_loss(p[rows], scores, args.margin)
+        rank = ranking_loss(p[rows], scores, args.margin, args.min_score_gap, args.pair_reduction)
         losses.append(ce + args.alpha * rank)
-        _, _, pairs, correct = ranking_loss_and_grad(p[rows].detach().tolist(), scores, args.margin)
+        _, _, pairs, correct = ranking_loss_and_grad(p[rows].detach().tolist(), scores, args.margin,
+                                                     args.min_score_gap, args.pair_reduction)
         _add_stats(stats, ce.item(), rank.item(), pairs, correct)
     return torch.stack(losses).mean(), _finish_stats(stats, len(losses))
 
@@ -219,7 +223,8 @@ def split_backward(model, inputs, args, *, scale: float, backward,
     rank_values = []
     stats = _empty_stats()
     for rows, scores in groups:
-        rank, grad, pairs, correct = ranking_loss_and_grad(p[rows].tolist(), scores, args.margin)
+        rank, grad, pairs, correct = ranking_loss_and_grad(p[rows].tolist(), scores, args.margin,
+                                                           args.min_score_gap, args.pair_reduction)
         coef[rows] = args.alpha * torch.tensor(grad, dtype=torch.float64, device=device)
         rank_values.append(rank)
         stats["pairs"] += pairs
