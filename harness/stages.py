@@ -198,7 +198,8 @@ def _training_args(cfg: TrainConfig, processes: int, steps: int, *, epochs: floa
         output_dir=str(out / "trainer"), per_device_train_batch_size=per_device,
         gradient_accumulation_steps=accumulation, num_train_epochs=epochs, max_steps=steps,
         learning_rate=learning_rate, lr_scheduler_type="cosine", warmup_steps=0,
-        alpha=cfg.alpha, margin=cfg.margin, length_normalize=cfg.length_normalize,
+        alpha=cfg.alpha, margin=cfg.margin, min_score_gap=cfg.min_score_gap, pair_reduction=cfg.pair_reduction,
+        length_normalize=cfg.length_normalize,
         split_gradients=cfg.split_gradients, forward_chunk_size=cfg.forward_chunk_size,
         logprob_chunk_tokens=cfg.logprob_chunk_tokens,
         gradient_checkpointing=False,  # load_model has already set it up (cfg.gradient_checkpointing)
