@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
 import json
 import os
 import shutil
@@ -272,37 +271,53 @@ def main_greedy(argv: list[str]) -> int:
     return 0
 
 
-def registration(cfg: ExperimentConfig) -> dict:
-    """What is pre-registered: the experiment config with its plan, and a hash of every arm's resolved
-    train config (so an edited preset or CONFIG file counts as a change too)."""
-    resolved = {a.name: train_config(cfg, a).to_dict() for a in arm_runs(cfg)}
-    digest = hashlib.sha256(json.dumps(resolved, sort_keys=True).encode()).hexdigest()
-    return {**asdict(cfg), "resolved_train_configs_sha256": digest}
+RESOLVED_FILE = "resolved_train_configs.json"
+
+
+def resolved_configs(cfg: ExperimentConfig) -> dict[str, dict]:
+    """Every arm run's complete train config (preset, CONFIG file, train and arm fields applied)."""
+    return {a.name: {k: v for k, v in train_config(cfg, a).to_dict().items() if k != "workers"}
+            for a in arm_runs(cfg)}
+
+
+def changed_fields(cfg: ExperimentConfig, run_dir: Path) -> list[str]:
+    """What differs from the experiment registered in ``run_dir``: top-level experiment fields (the
+    plan is one), then arm train fields. A train field the code added since then counts as its default,
+    as `harness train` resumes (harness.train_cli)."""
+    try:
+        old = yaml.safe_load((run_dir / "experiment.yaml").read_text())
+        old_resolved = json.loads((run_dir / RESOLVED_FILE).read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        raise UserError(f"{run_dir} exists but holds no readable experiment.yaml and {RESOLVED_FILE}; "
+                        f"choose another RUN") from None
+    changed = [k for k, v in asdict(cfg).items() if old.get(k) != v]
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    for name, new in resolved_configs(cfg).items():
+        before = old_resolved.get(name, {})
+        changed += [f"{name}.{k}" for k, v in new.items() if before.get(k, defaults.get(k)) != v][:1]
+    return changed
 
 
 def open_experiment(cfg: ExperimentConfig, results_dir: str, name: str | None) -> RunFolder:
     """A new experiment folder with its plan written first, or the same RUN again with the same plan."""
-    registered = registration(cfg)
     path = Path(results_dir) / name if name else None
     if path is None or not path.exists():
+        resolved = resolved_configs(cfg)  # a broken arm fails here, before the folder exists
         run = RunFolder.create(results_dir, name, "experiment")
         header = (f"# Pre-registered before any arm ran. Primary endpoint: last-iteration {cfg.plan.metric} of "
                   f"{cfg.plan.treatment} minus {cfg.plan.control},\n# paired on seeds and problems, per score. "
-                  f"A rerun of RUN={run.path.name} with another plan or config is refused.\n")
-        run.write_text("experiment.yaml", header + yaml.safe_dump(registered, sort_keys=False))
-        write_manifest(run, registered, seeds={"seeds": cfg.seeds, "data_seed": cfg.data_seed},
+                  f"Every arm's full train config: {RESOLVED_FILE}.\n# A rerun of RUN={run.path.name} with another "
+                  f"plan or config is refused.\n")
+        run.write_json(RESOLVED_FILE, resolved)
+        run.write_text("experiment.yaml", header + yaml.safe_dump(asdict(cfg), sort_keys=False))
+        write_manifest(run, asdict(cfg), seeds={"seeds": cfg.seeds, "data_seed": cfg.data_seed},
                        argv=["experiment", *sys.argv[2:]])
         return run
-    try:
-        old = yaml.safe_load((path / "experiment.yaml").read_text())
-    except (OSError, yaml.YAMLError):
-        raise UserError(f"{path} exists but holds no readable experiment.yaml; choose another RUN") from None
-    changed = [k if k != "resolved_train_configs_sha256" else "the arms' resolved train configs (a preset, the "
-               "CONFIG file or the code's defaults)" for k in registered if old.get(k) != registered[k]]
+    changed = changed_fields(cfg, path)
     if changed:
         raise UserError(f"RUN={path.name} was pre-registered with another plan or config (changed: "
-                        f"{', '.join(changed)}); rerun with the original settings or use a new RUN name")
-    return RunFolder.resume(path, "experiment", registered, {})
+                        f"{', '.join(changed[:5])}); rerun with the original settings or use a new RUN name")
+    return RunFolder.resume(path, "experiment", asdict(cfg), {})
 
 
 def parse_args(argv: list[str]) -> tuple[ExperimentConfig, argparse.Namespace]:

@@ -170,6 +170,16 @@ def test_a_changed_plan_is_refused_in_one_line(fake_arms):
         main_experiment(["--experiment", _experiment_file(tmp, scores=["paper"]), *base[:-1], "0,1"])
     registered = yaml.safe_load((tmp / "p" / "experiment.yaml").read_text())
     assert registered["plan"]["control"] == "static" and registered["seeds"] == [0]
+    resolved_file = tmp / "p" / "resolved_train_configs.json"
+    resolved = json.loads(resolved_file.read_text())
+    assert resolved["ce-only-paper-s0"]["alpha"] == 0.0 and resolved["static-paper-s0"]["mode"] == "static"
+    del resolved["static-paper-s0"]["margin"]   # as if the code added the field later, at its default
+    resolved_file.write_text(json.dumps(resolved))
+    assert main_experiment(["--experiment", _experiment_file(tmp, scores=["paper"]), *base]) == 0
+    resolved["static-paper-s0"]["learning_rate"] = 0.5  # the preset or CONFIG file changed since
+    resolved_file.write_text(json.dumps(resolved))
+    with pytest.raises(UserError, match=r"changed: static-paper-s0.learning_rate"):
+        main_experiment(["--experiment", _experiment_file(tmp, scores=["paper"]), *base])
 
 
 def test_a_failed_arm_stops_with_its_log_and_a_rerun_resumes_only_what_is_unfinished(fake_arms, monkeypatch):
