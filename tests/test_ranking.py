@@ -70,13 +70,56 @@ def test_closed_form_gradient_equals_autograd():
         logps = torch.randn(5, generator=gen, dtype=torch.float64, requires_grad=True)
         scores = [None if r < 0.15 else round(r, 1) for r in torch.rand(5, generator=gen).tolist()]
         margin = float(torch.rand(1, generator=gen)) if _ % 2 else 0.0
-        loss = ranking_loss(logps, scores, margin)
+        gap, reduction = (0.3, "sum") if _ % 3 == 0 else (0.0, "mean")
+        loss = ranking_loss(logps, scores, margin, gap, reduction)
         if loss.requires_grad:
             loss.backward()
         auto = logps.grad.tolist() if logps.grad is not None else [0.0] * 5
-        value, grad, _, _ = ranking_loss_and_grad(logps.detach().tolist(), scores, margin)
+        value, grad, _, _ = ranking_loss_and_grad(logps.detach().tolist(), scores, margin, gap, reduction)
         assert value == pytest.approx(loss.item(), abs=1e-12)
         assert grad == pytest.approx(auto, abs=1e-12)
+
+
+def test_min_score_gap_keeps_only_pairs_far_enough_apart():
+    scores = [1.0, 0.9, 0.35, 0.3, None]
+    assert ordered_pairs(scores) == [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)]
+    # 1.0 - 0.9 is 0.09999999999999998 in floats: still a gap of 0.1; 0.35 - 0.3 is not
+    assert ordered_pairs(scores, min_gap=0.1) == [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3)]
+    assert ordered_pairs(scores, min_gap=0.6) == [(0, 2), (0, 3), (1, 3)]
+    assert ordered_pairs(scores, min_gap=2.0) == []
+    # logps [-1, -2, -0.5, -3]: with gap 0.6 the pairs (0,2), (0,3), (1,3) have hinges 0.5, 0, 0
+    loss, grad, pairs, correct = ranking_loss_and_grad([-1.0, -2.0, -0.5, -3.0, 0.0], scores, 0.0, min_gap=0.6)
+    assert (pairs, correct) == (3, 2) and loss == pytest.approx(0.5 / 3)
+    assert grad == pytest.approx([-1 / 3, 0.0, 1 / 3, 0.0, 0.0])
+
+
+def test_sum_over_pairs_is_the_mean_times_the_pair_count():
+    logps, scores = [-1.0, -2.0, -0.5], [1.0, 0.5, 0.0]  # hinges (margin 1): 0 (kink), 1.5, 2.5
+    loss, grad, pairs, _ = ranking_loss_and_grad(logps, scores, margin=1.0, reduction="sum")
+    assert pairs == 3 and loss == pytest.approx(4.0) and grad == pytest.approx([-1.0, -1.0, 2.0])
+    mean_loss = ranking_loss_and_grad(logps, scores, margin=1.0, reduction="mean")[0]
+    assert loss == pytest.approx(3 * mean_loss)
+    assert ranking_loss(torch.tensor(logps), scores, 1.0, reduction="sum").item() == pytest.approx(4.0)
+
+
+@pytest.mark.parametrize("bad,match", [(dict(margin=-0.1), "margin"), (dict(min_gap=-1.0), "min_score_gap"),
+                                       (dict(reduction="max"), "pair_reduction"),
+                                       (dict(min_gap=float("nan")), "min_score_gap")])
+def test_pair_options_are_checked(bad, match):
+    from harness.ranking import check_pair_options
+    options = {"margin": 0.0, "min_gap": 0.0, "reduction": "mean", **bad}
+    with pytest.raises(ValueError, match=match):
+        check_pair_options(**options)
+
+
+def test_config_fields_reject_bad_pair_options_in_one_line():
+    from harness.train_config import TrainConfig
+    from verilog_tools.errors import UserError
+    for field, value in (("pair_reduction", "avg"), ("min_score_gap", -0.5)):
+        with pytest.raises(UserError, match=field) as err:
+            TrainConfig(**{field: value})
+        assert "\n" not in str(err.value)
+    assert (TrainConfig().min_score_gap, TrainConfig().pair_reduction) == (0.0, "mean")
 
 
 # ---- log-likelihoods -----------------------------------------------------------------------------

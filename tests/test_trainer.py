@@ -44,12 +44,13 @@ def _grads(model):
     return {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-@pytest.mark.parametrize("length_normalize,margin,chunk", [(True, 0.0, 1), (False, 0.5, 3)])
-def test_split_gradients_equal_joint_gradients(tmp_path, length_normalize, margin, chunk):
+@pytest.mark.parametrize("length_normalize,margin,chunk,gap,reduction",
+                         [(True, 0.0, 1, 0.0, "mean"), (False, 0.5, 3, 0.0, "mean"), (True, 0.5, 2, 0.25, "sum")])
+def test_split_gradients_equal_joint_gradients(tmp_path, length_normalize, margin, chunk, gap, reduction):
     tok = tiny_tokenizer()
     batch = RankingCollator(tok.pad_token_id)(_dataset(tok))
     args = _config(tmp_path, alpha=0.7, margin=margin, length_normalize=length_normalize,
-                   forward_chunk_size=chunk)
+                   forward_chunk_size=chunk, min_score_gap=gap, pair_reduction=reduction)
     model = tiny_model()
     loss, stats = joint_loss(model, batch, args)
     (loss * 0.5).backward()
@@ -127,6 +128,24 @@ def test_config_rejects_bad_values(tmp_path):
         _config(tmp_path, alpha=-1.0)
     with pytest.raises(ValueError, match="forward_chunk_size"):
         _config(tmp_path, forward_chunk_size=0)
+    with pytest.raises(ValueError, match="pair_reduction"):
+        _config(tmp_path, pair_reduction="median")
+    with pytest.raises(ValueError, match="min_score_gap"):
+        _config(tmp_path, min_score_gap=-0.1)
+
+
+def test_min_score_gap_and_sum_change_the_pairs_and_the_loss(tmp_path):
+    """Group "b" has scores 1.0, 0.7, -1.0, 0.0: 6 pairs, 5 at a gap >= 0.5 (not 0.7 vs 1.0)."""
+    tok = tiny_tokenizer()
+    batch = RankingCollator(tok.pad_token_id)(_dataset(tok)[1:2])
+    model = tiny_model()
+    with torch.no_grad():
+        losses = {opts: joint_loss(model, batch, _config(tmp_path, margin=5.0, min_score_gap=opts[0],
+                                                         pair_reduction=opts[1]))
+                  for opts in ((0.0, "mean"), (0.5, "mean"), (0.0, "sum"))}
+    assert [losses[o][1]["pairs"] for o in losses] == [6, 5, 6]
+    mean_rank, sum_rank = losses[(0.0, "mean")][1]["rank_loss"], losses[(0.0, "sum")][1]["rank_loss"]
+    assert sum_rank == pytest.approx(6 * mean_rank) and mean_rank > 0
 
 
 def test_4bit_nf4_lora_training_step_on_cpu(tmp_path):
