@@ -267,12 +267,16 @@ def test_calibration_floors_verilog_eval(icarus, v1_dir, v2_dir, bench):
 
 
 @pytest.mark.slow
-def test_calibration_floor_rtlcoder_small(icarus, rtlcoder_dir):
+@pytest.mark.parametrize("name, floor", [("randomized_filtered_data_7b", 0.98), ("randomized_filtered_data_fixed", 0.99)])
+def test_calibration_floor_rtlcoder_small(icarus, rtlcoder_dir, name, floor):
+    from tasks.equivalence import NEVER_DEFINED
     from tasks.equivalence_calibration import rtlcoder_items, self_pass
 
-    report = self_pass(rtlcoder_items(str(rtlcoder_dir / "randomized_filtered_data_7b.jsonl")))
-    # Every usable reference passes; the 99% of all compiling references is not met: about 4% are
-    # excluded for what they are (outputs X throughout: no reset or several drivers; no outputs; loops),
-    # listed with their reasons in BENCHMARKS.md.
+    report = self_pass(rtlcoder_items(str(rtlcoder_dir / f"{name}.jsonl")))
+    # Every usable reference passes. Measured (BENCHMARKS.md): 7b 1,086 of 1,105 (98.3%: the 99%
+    # is not met there), fixed 1,257 of 1,264 (99.4%); the rest are stubs with undriven outputs, several
+    # drivers on one net, loops that never end, no outputs, or no inputs, each excluded with its reason.
+    # A register without reset no longer excludes its reference: it is compared from a zero start.
     assert report["pass_rate"] == 1.0, report["exceptions"]
-    assert report["pass_rate_all"] >= 0.95, report["excluded_reasons"]
+    assert report["pass_rate_all"] >= floor, report["excluded_reasons"]
+    assert NEVER_DEFINED not in report["excluded_reasons"] and report["zero_start"] >= 10
