@@ -201,7 +201,8 @@ def plot_score(run_dir: Path, score: str, result: dict, cfg, last: int) -> str |
 
 def write_results(run, cfg, arms) -> str:
     """Analyse the finished arms of ``run``; write experiment.json, experiment.md and the plots."""
-    from harness.experiment import donors, train_config
+    from harness.experiment import donors
+    from harness.experiment_config import train_config
 
     donor_of = donors(cfg, arms)
     last = train_config(cfg, arms[0]).iters

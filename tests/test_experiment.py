@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from harness import ablation, experiment
-from harness.experiment import (ExperimentConfig, arm_runs, donors, load_experiment, main_experiment,
-                                shared_stages, train_argv)
+from harness.experiment import donors, main_experiment, shared_stages, train_argv
+from harness.experiment_config import ExperimentConfig, arm_runs, load_experiment
 from harness.train_config import load_config
 from verilog_tools.errors import UserError
 
