@@ -5,8 +5,9 @@ Written into the iteration's own files (and read from there by the summary and t
 * score_stats.json ``diagnostics`` (``candidate_diagnostics``): the sampled candidates' score
   distribution in buckets (``<0``: the -1 of a multi-module candidate; ``0``: did not compile; ``(0,1)``;
   ``>=1``: a pass or a full score; ``none``: unscorable), their compile rate and testbench pass rate,
-  and the share of groups with at least one informative pair (two scorable candidates with different
-  scores, ``harness.ranking.ordered_pairs``: without one, the group trains on cross-entropy only).
+  and the share of groups with at least one informative pair (two scorable candidates whose scores
+  differ by at least ``min_score_gap``, ``harness.ranking.ordered_pairs``: the pairs the loss ranks;
+  without one, the group trains on cross-entropy only).
 * train_log.json ``diagnostics`` (``PairCountingTrainer``): ranked pairs and violated pairs summed over
   every micro-batch of the whole stage, each counted from the log-likelihoods the loss itself computed
   before that micro-batch's update; a pair (i, j) with s_i > s_j is violated when p_i <= p_j. The
@@ -39,12 +40,13 @@ def score_bucket(score: float | None) -> str:
     return "(0,1)" if score < 1 else ">=1"
 
 
-def informative(row: dict) -> bool:
-    """Whether a scored group has a pair for the ranking loss (two scorable, differently scored candidates)."""
-    return bool(ordered_pairs([c["score"] for c in row["candidates"]]))
+def informative(row: dict, min_gap: float = 0.0) -> bool:
+    """Whether a scored group has a pair for the ranking loss (two scorable candidates, scores apart by
+    at least ``min_gap``)."""
+    return bool(ordered_pairs([c["score"] for c in row["candidates"]], min_gap))
 
 
-def candidate_diagnostics(rows: list[dict]) -> dict:
+def candidate_diagnostics(rows: list[dict], min_gap: float = 0.0) -> dict:
     """Score buckets, compile and pass rates of the sampled candidates; share of informative groups."""
     sampled = [c for row in rows for c in row["candidates"] if c["source"] == "model"]
     buckets = Counter(score_bucket(c["score"]) for c in sampled)
@@ -54,7 +56,7 @@ def candidate_diagnostics(rows: list[dict]) -> dict:
         "compile_rate": sum(bool(c.get("syntax_ok")) for c in sampled) / len(sampled) if sampled else None,
         "pass_rate": sum(c["passed"] for c in checked) / len(checked) if checked else None,
         "pass_checked": len(checked),
-        "informative_group_share": sum(map(informative, rows)) / len(rows) if rows else None,
+        "informative_group_share": sum(informative(r, min_gap) for r in rows) / len(rows) if rows else None,
     }
 
 

@@ -115,7 +115,7 @@ def score_stage(cfg: TrainConfig, records: list[TrainingRecord], candidates: lis
     if cfg.pass_diagnostic:
         testbench_verdicts(recs, rows, cfg.score, workers(cfg))
     stats = score_stats(rows, recs, scfg)
-    stats["diagnostics"] = candidate_diagnostics(rows)
+    stats["diagnostics"] = candidate_diagnostics(rows, cfg.min_score_gap)
     if instructions is not None:
         stats["instructions"] = instructions
     atomic_write_jsonl(scores_path, rows)

@@ -196,6 +196,8 @@ def test_candidate_diagnostics_known_counts():
     assert d["pass_rate"] == pytest.approx(2 / 5) and d["pass_checked"] == 5
     assert d["compile_rate"] == pytest.approx(5 / 6)
     assert d["informative_group_share"] == pytest.approx(2 / 3)   # group c: all scores equal
+    # with the loss's minimum score gap 0.6, group b's pairs (1.0 over 0.5) no longer count
+    assert diagnostics.candidate_diagnostics(rows, min_gap=0.6)["informative_group_share"] == pytest.approx(1 / 3)
 
 
 def test_violated_pairs_counted_over_the_whole_stage(tmp_path, base):
