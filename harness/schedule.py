@@ -13,8 +13,12 @@ Schedule, over ``total`` optimiser steps, of the 0-based global step ``s`` of th
     s >= W:  factor = (1 + cos(pi * (s - W) / (total - W))) / 2  cosine decay, > 0 for every s < total
 
 transformers' cosine schedule takes its first step at factor 0 (step / warmup): a wasted step, and with
-12 steps per iteration one in twelve. A step past the planned total (an extended run; groups dropped
-for length make a stage shorter, never longer) keeps the last planned factor.
+12 steps per iteration one in twelve. A step past the planned total keeps the last planned factor.
+
+``continued`` plans ``total`` as the sum of every iteration's steps for its instruction count
+(``harness.loop.stage_schedule``); groups dropped for length make a stage shorter, never longer.
+Extending a finished run (more ITERS) plans a longer total, and the new iterations follow it from the
+step reached (the learning rate rises to that schedule's value at that step).
 
 ``optimizer_schedule`` (TrainConfig): ``reset`` gives every stage a fresh optimiser and its own
 schedule (``total`` = the stage's steps); ``continued`` gives iterations 1..N one optimiser and one
