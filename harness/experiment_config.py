@@ -21,6 +21,20 @@ from verilog_tools.errors import UserError
 DEFAULT_FILE = Path(__file__).with_name("experiments") / "default.yaml"
 
 
+def _as(section: str, name: str, value, kind):
+    """``value`` as ``kind`` (list: from a list; dict: from a mapping or None), else a one-line UserError."""
+    if kind is list and isinstance(value, (list, tuple)):
+        return list(value)
+    if kind is dict and (value is None or isinstance(value, dict)):
+        return dict(value or {})
+    if (kind is bool and isinstance(value, bool)) or (kind in (int, float, str) and not isinstance(value, (bool, list, dict))):
+        try:
+            return kind(value)
+        except (TypeError, ValueError):
+            pass
+    raise UserError(f"{section} field {name}={value!r} has the wrong type: expected {kind.__name__}")
+
+
 @dataclass
 class Plan:
     treatment: str = _f("iterative", "primary endpoint: the arm expected to be better")
@@ -36,6 +50,11 @@ class Plan:
     secondary: list = _f(("every pair of arms at the last iteration", "each arm's change from iteration 0",
                           "greedy (n=1) pass@1 at iteration 0 and the last"),
                          "secondary analyses, reported with intervals but not as the result")
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            kind = list if isinstance(f.default, tuple) else type(f.default)
+            setattr(self, f.name, _as("experiment plan", f.name, getattr(self, f.name), kind))
 
     def check(self, arms: dict) -> None:
         rules = [("treatment", self.treatment in arms, f"one of the arms {sorted(arms)}"),
@@ -65,15 +84,21 @@ class ExperimentConfig:
     plan: Plan = field(default_factory=Plan, metadata={"help": "the pre-registered analysis plan"})
 
     def __post_init__(self) -> None:
-        self.seeds, self.scores = [int(s) for s in self.seeds], [str(s) for s in self.scores]
-        self.arms, self.train = dict(self.arms or {}), dict(self.train or {})
+        for name, kind in (("preset", str), ("seeds", list), ("scores", list), ("arms", dict), ("train", dict),
+                           ("greedy", bool), ("share_warm_start", bool)):
+            setattr(self, name, _as("experiment", name, getattr(self, name), kind))
+        self.seeds = [_as("experiment", "seeds", s, int) for s in self.seeds]
+        self.scores = [_as("experiment", "scores", s, str) for s in self.scores]
+        if self.data_seed is not None:
+            self.data_seed = _as("experiment", "data_seed", self.data_seed, int)
+        if not isinstance(self.plan, (dict, Plan)):
+            raise UserError(f"experiment field plan={self.plan!r} has the wrong type: expected a mapping")
         if isinstance(self.plan, dict):
             unknown = sorted(set(self.plan) - {f.name for f in dataclasses.fields(Plan)})
             if unknown:
                 raise UserError(f"unknown experiment plan field {unknown[0]!r}; known: "
                                 f"{', '.join(f.name for f in dataclasses.fields(Plan))}")
             self.plan = Plan(**self.plan)
-        self.plan.paired_on, self.plan.secondary = list(self.plan.paired_on), list(self.plan.secondary)
         checks = [("seeds", bool(self.seeds) and len(set(self.seeds)) == len(self.seeds), "distinct integers, at least one"),
                   ("scores", bool(self.scores) and set(self.scores) <= set(SCORES), f"a list from {SCORES}"),
                   ("arms", len(self.arms) >= 2 and all(isinstance(v, dict) for v in self.arms.values()),

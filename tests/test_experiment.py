@@ -231,6 +231,9 @@ def test_warm_starts_are_shared_only_between_arms_that_differ_in_mode_alpha_or_s
     ({"plan": {"primary": "x"}}, "unknown experiment plan field 'primary'"),
     ({"scores": ["rouge"]}, "experiment field scores"),
     ({"seeds": [1, 1]}, "experiment field seeds"),
+    ({"seeds": "0,1"}, "seeds='0,1' has the wrong type: expected list"),
+    ({"plan": {"confidence": "high"}}, "plan field confidence='high' has the wrong type"),
+    ({"arms": ["iterative", "static"]}, "field arms=.* has the wrong type: expected dict"),
 ])
 def test_bad_experiment_files_are_one_line_errors(tmp_path, change, message):
     data = {**EXPERIMENT, **change}
