@@ -90,7 +90,7 @@ def base(tmp_path_factory) -> str:
 
 
 def _train(base, out, schedule=None, weights=None, lr=LR, **fields):
-    cfg = TrainConfig(groups_per_batch=2, split_gradients=False, lr_warmup_ratio=0.25, **fields)
+    cfg = TrainConfig(**{"groups_per_batch": 2, "split_gradients": False, "lr_warmup_ratio": 0.25, **fields})
     out.mkdir(parents=True)
     return stages.train_stage(cfg, base, weights, _rows(), epochs=1.0, learning_rate=lr, seed=3, out=out,
                               schedule=schedule)
@@ -200,7 +200,8 @@ def test_candidate_diagnostics_known_counts():
     assert diagnostics.candidate_diagnostics(rows, min_gap=0.6)["informative_group_share"] == pytest.approx(1 / 3)
 
 
-def test_violated_pairs_counted_over_the_whole_stage(tmp_path, base):
+@pytest.mark.parametrize("split", [False, True])
+def test_violated_pairs_counted_over_the_whole_stage(tmp_path, base, split):
     """With a learning rate too small to move the model, the stage's count equals one computed from the
     start model's log-likelihoods over every group (not only the last logging window's)."""
     from harness.prompting import format_example
@@ -218,7 +219,7 @@ def test_violated_pairs_counted_over_the_whole_stage(tmp_path, base):
         for i, j in ordered_pairs([c["score"] for c in item["candidates"]]):
             pairs += 1
             violated += p[i] <= p[j]
-    info = _train(base, tmp_path / "d", lr=1e-12)
+    info = _train(base, tmp_path / "d", lr=1e-12, split_gradients=split)
     assert pairs == 18 and 0 < violated < pairs      # 6 groups of 3 distinct scores; a mixed case
     assert info["diagnostics"] == {"pairs": pairs, "violated_pairs": violated,
                                    "violated_fraction": violated / pairs, "micro_batches": 3}
