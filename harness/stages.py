@@ -176,7 +176,8 @@ def train_stage(cfg: TrainConfig, base: str, weights: str | None, groups: list[d
     info = _train_info(trainer, result, dataset, epochs, learning_rate, seconds, processes)
     info.update(max_length=max_len, length_drops=length_stats, diagnostics=trainer.pair_diagnostics(),
                 schedule={**schedule.to_dict(), "total_steps": total, "end_step": end,
-                          "optimizer": cfg.optimizer_schedule, "warmup_ratio": cfg.lr_warmup_ratio,
+                          "optimizer": "continued" if schedule.total_steps else "own",
+                          "warmup_ratio": cfg.lr_warmup_ratio,
                           "learning_rates": rates.rates if rates is not None else None})
     if trainer.accelerator.is_main_process:
         (out / "train_log.json").write_text(json.dumps(info, indent=2) + "\n")
