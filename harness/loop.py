@@ -277,7 +277,8 @@ def warmup_stage(run: RunFolder, cfg: TrainConfig, base: str) -> None:
     stage = f"{iter_dir(0)}/train"
     if _done(run, stage) or cfg.warmup_epochs <= 0:
         return
-    groups = reference_groups(warmup_records(load_records(run, "train"), cfg), stages.record_prompt)
+    groups = reference_groups(warmup_records(load_records(run, "train"), cfg),
+                              lambda rec: stages.record_prompt(rec, cfg.train_prompt_style))
     with stage_dir(run, iter_dir(0)) as tmp:
         distributed.train(cfg, base, None, groups, epochs=cfg.warmup_epochs,
                           learning_rate=cfg.warmup_learning_rate, seed=cfg.seed, out=tmp,

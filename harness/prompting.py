@@ -4,10 +4,30 @@ A tokenizer with a chat template (instruct models, the tiny default model) gets 
 the instruction, followed by the template's generation prompt. A tokenizer without one gets a plain
 Alpaca-style layout (PLAIN_TEMPLATE). In training the response is followed by the EOS token, so the model
 learns to stop; at sampling time generation also stops at `endmodule` (see harness.sampling).
+
+The training prompt style (``train_prompt_style``, PROMPT_STYLES) says what a training response is.
+``module`` (the default): the prompt gives the interface and asks for a whole module, and the model
+writes it. ``body``: VerilogEval v1's layout (``tasks.prompts``, completion_mode "body"): the prompt
+ends with the module header and the model writes what follows it. Either way a candidate is stored and
+scored as the whole design (header + body in ``body``; see harness.scoring), and ``response_text``
+cuts it back to what the model writes, so training, sampling and scoring agree.
 """
 from __future__ import annotations
 
 PLAIN_TEMPLATE = "### Instruction:\n{instruction}\n### Response:\n"
+PROMPT_STYLES = ("module", "body")
+
+
+def response_text(design: str, header: str, style: str) -> str | None:
+    """What the model writes for ``design`` (a whole module) in prompt style ``style``: the design itself
+    (``module``), or what follows ``header`` (``body``; None when the design does not start with it)."""
+    if style == "module":
+        return design
+    if style != "body":
+        raise ValueError(f"prompt style must be one of {PROMPT_STYLES}, got {style!r}")
+    if not header or not design.startswith(header):
+        return None
+    return design[len(header):]
 
 
 def has_chat_template(tokenizer) -> bool:

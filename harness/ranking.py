@@ -137,28 +137,34 @@ class RankingCollator:
 
 def build_ranking_dataset(candidate_rows: Iterable[dict], tokenizer,
                           format_example: Callable[[object, str, str], tuple[str, str]], *,
-                          max_length: int | None = None, append_eos: bool = True,
+                          max_length: int | None = None, append_eos: bool = True, style: str = "module",
                           stats: dict | None = None) -> list[dict]:
     """One training item per candidates.jsonl row: {"id", "candidates": [{"input_ids",
     "response_start", "score", "source"}]}, candidates in the row's order.
 
     The prompt and the response are tokenised separately and concatenated, so the response tokens are
-    exactly those the model produces after the prompt (no BPE merge across the boundary). A candidate
-    longer than ``max_length`` tokens is dropped, not cut (a cut response would be ranked on part of
-    its text, without its EOS); a group whose reference is dropped is dropped whole. ``stats``, when
-    given, receives the counts: groups_in, groups_kept, groups_dropped (reference too long),
-    candidates_dropped (too long or without a response token, in kept groups) and longest (tokens, over every candidate).
+    exactly those the model produces after the prompt (no BPE merge across the boundary). The response
+    is the candidate's text in prompt style ``style`` (``harness.prompting.response_text``: the whole
+    design, or under ``body`` what follows the row's ``header``; a candidate not starting with it is
+    dropped). A candidate longer than ``max_length`` tokens is dropped, not cut (a cut response would be
+    ranked on part of its text, without its EOS); a group whose reference is dropped is dropped whole.
+    ``stats``, when given, receives the counts: groups_in, groups_kept, groups_dropped (reference too
+    long or not in the style), candidates_dropped (too long, not in the style or without a response
+    token, in kept groups), not_in_style (candidates, all groups) and longest (tokens, every candidate).
     """
     items: list[dict] = []
-    counts = {"groups_in": 0, "groups_kept": 0, "groups_dropped": 0, "candidates_dropped": 0, "longest": 0}
+    counts = {"groups_in": 0, "groups_kept": 0, "groups_dropped": 0, "candidates_dropped": 0, "not_in_style": 0,
+              "longest": 0}
     for row in candidate_rows:
         counts["groups_in"] += 1
         refs = [c for c in row["candidates"] if c["source"] == "reference"]
         if len(refs) != 1:
             raise ValueError(f"group {row['id']}: needs exactly one candidate with source 'reference', "
                              f"found {len(refs)}")
-        cands = [tokenize_candidate(tokenizer, format_example, row["instruction"], c, append_eos)
-                 for c in row["candidates"]]
+        styled = [styled_candidate(c, row.get("header") or "", style) for c in row["candidates"]]
+        counts["not_in_style"] += sum(c is None for c in styled)
+        cands = [tokenize_candidate(tokenizer, format_example, row["instruction"], c, append_eos) if c else None
+                 for c in styled]
         counts["longest"] = max([counts["longest"]] + [len(c["input_ids"]) for c in cands if c])
         kept = [c for c in cands if c and (not max_length or len(c["input_ids"]) <= max_length)]
         if not any(c["source"] == "reference" for c in kept):
@@ -168,11 +174,19 @@ def build_ranking_dataset(candidate_rows: Iterable[dict], tokenizer,
         counts["groups_kept"] += 1
         items.append({"id": row["id"], "candidates": kept})
     if counts["groups_dropped"] or counts["candidates_dropped"]:
-        log.warning("max_length=%s: dropped %d groups (reference too long) and %d sampled candidates of kept "
-                    "groups", max_length, counts["groups_dropped"], counts["candidates_dropped"])
+        log.warning("max_length=%s, prompt style %s: dropped %d groups (reference too long or not in the style) "
+                    "and %d sampled candidates of kept groups (%d not in the style)", max_length, style,
+                    counts["groups_dropped"], counts["candidates_dropped"], counts["not_in_style"])
     if stats is not None:
         stats.update(counts)
     return items
+
+
+def styled_candidate(cand: dict, header: str, style: str) -> dict | None:
+    """``cand`` with its text cut to what the model writes in prompt ``style``; None if it cannot be."""
+    from harness.prompting import response_text
+    text = response_text(cand["text"], header, style)
+    return None if text is None else {**cand, "text": text}
 
 
 def tokenize_candidate(tokenizer, format_example, instruction: str, cand: dict, append_eos: bool = True):

@@ -65,10 +65,15 @@ class ScoreConfig:
     equivalence_start: str = _f("auto", "equivalence mode: start state of every variable: x (until reset), "
                                         "zero (as an FPGA after configuration), auto (x; zero for a reference "
                                         "whose outputs are never defined from x); tasks.difftb")
+    completion_mode: str = _f("module", "what a sampled completion is: module (a whole design) | body (what "
+                                        "follows the record's header, train_prompt_style=body; scored as "
+                                        "header + body, as the evaluator scores VerilogEval v1)")
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ValueError(f"ScoreConfig.mode must be one of {MODES}, got {self.mode!r}")
+        if self.completion_mode not in ("module", "body"):
+            raise ValueError(f"ScoreConfig.completion_mode must be module or body, got {self.completion_mode!r}")
         for name in ("reference_score", "multi_module_score", "syntax_fail_score",
                      "functional_pass_score", "functional_scale", "equivalence_pass_score",
                      "equivalence_floor", "equivalence_ceiling"):
@@ -96,9 +101,13 @@ def score_groups(records, sampled_texts: list[list[str]], cfg: ScoreConfig, work
         raise ValueError(f"{len(records)} records but {len(sampled_texts)} lists of sampled texts")
     flat = [(r, rec, raw) for r, (rec, raws) in enumerate(zip(records, sampled_texts)) for raw in raws]
     with ThreadPoolExecutor(max(1, workers)) as pool:   # extraction runs in the verifier's bounded workers
-        found = list(pool.map(lambda item: checker.extract(item[2], header=item[1].header, mode="module"), flat))
+        found = list(pool.map(lambda item: checker.extract(item[2], header=item[1].header,
+                                                           mode=cfg.completion_mode), flat))
     cands = []  # (record index, candidate dict) for every sampled completion
     for (r, rec, raw), (code, modules) in zip(flat, found):
+        if code is not None and cfg.completion_mode == "body":
+            code = rec.header + code  # the whole design, as tasks.evaluate.design_for builds it
+            modules = count_modules(code)
         cands.append((r, {"text": code if code is not None else raw, "source": "model",
                           "modules": modules, "syntax_ok": None, "rouge_l": None, "score": None,
                           "status": st.NO_CODE if code is None else None}))

@@ -6,7 +6,10 @@
     eval_stage:    model + held-out problems    -> eval/ (samples, results, metrics, ...)
 
 Training prompts and evaluation prompts come from the same `tasks.prompts.build_prompt`, wrapped by
-`harness.prompting.format_prompt`, so the model is always asked the same way.
+`harness.prompting.format_prompt`, so the model is always asked the same way. ``train_prompt_style``
+(`harness.prompting`) picks the layout of training records for all stages alike: ``module`` asks for a
+whole module, ``body`` gives the header and asks for the body (VerilogEval v1's layout; sampled bodies
+are scored as header + body, trained on as the body, and the synthetic held-out set is asked so too).
 """
 from __future__ import annotations
 
@@ -21,17 +24,18 @@ from tasks.records import TrainingRecord
 from verilog_tools.text import module_names
 
 
-def record_to_problem(rec: TrainingRecord) -> Problem:
-    """A training record seen as a problem (module-completion mode), for prompts and simulation."""
+def record_to_problem(rec: TrainingRecord, style: str = "module") -> Problem:
+    """A training record seen as a problem for prompts and simulation; its completion mode is the
+    training prompt style (module: a whole module; body: what follows the header)."""
     names = module_names(rec.header) if rec.header else []
     return Problem(task_id=rec.id, benchmark=rec.source, description=rec.instruction, header=rec.header,
                    reference=rec.reference, testbench=rec.testbench or "", top=rec.top or "tb",
                    dut_module=rec.dut_module or (names[0] if names else "top_module"),
-                   completion_mode="module")
+                   completion_mode=style)
 
 
-def record_prompt(rec: TrainingRecord) -> str:
-    return build_prompt(record_to_problem(rec))
+def record_prompt(rec: TrainingRecord, style: str = "module") -> str:
+    return build_prompt(record_to_problem(rec, style))
 
 
 def model_config(cfg: TrainConfig, base: str):
@@ -92,7 +96,7 @@ def sample_stage(cfg: TrainConfig, base: str, weights: str | None, records: list
     # The paper's rule: until EOS, a closing fence or the token limit (not the first `endmodule`).
     scfg = training_sampling_config(num_samples=cfg.k - 1, temperature=cfg.temperature, top_p=cfg.top_p,
                           max_new_tokens=cfg.max_new_tokens, batch_size=cfg.sample_batch_size, seed=seed)
-    instructions = [record_prompt(r) for r in records]
+    instructions = [record_prompt(r, cfg.train_prompt_style) for r in records]
     texts = sample_texts(cfg, base, weights, instructions, scfg, out.with_name("sample_stats.json"))
     rows = [{"id": r.id, "instruction": i, "samples": t} for r, i, t in zip(records, instructions, texts)]
     atomic_write_text(out, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
@@ -108,7 +112,7 @@ def score_stage(cfg: TrainConfig, records: list[TrainingRecord], candidates: lis
 
     by_id = {r.id: r for r in records}
     recs = [by_id[row["id"]] for row in candidates]
-    scfg = ScoreConfig(mode=cfg.score, multi_module_penalty=cfg.filter)
+    scfg = ScoreConfig(mode=cfg.score, multi_module_penalty=cfg.filter, completion_mode=cfg.train_prompt_style)
     rows = score_groups(recs, [row["samples"] for row in candidates], scfg, workers=workers(cfg))
     for row, cand in zip(rows, candidates):
         row["instruction"] = cand["instruction"]  # the prompt the model was trained and sampled with
@@ -149,7 +153,8 @@ def train_stage(cfg: TrainConfig, base: str, weights: str | None, groups: list[d
     model = load_model(mcfg, adapter_path=weights, trainable=True)
     max_len = cfg.max_length or getattr(getattr(model, "config", None), "max_position_embeddings", None)
     length_stats: dict = {}
-    dataset = build_ranking_dataset(groups, tokenizer, format_example, max_length=max_len, stats=length_stats)
+    dataset = build_ranking_dataset(groups, tokenizer, format_example, max_length=max_len,
+                                    style=cfg.train_prompt_style, stats=length_stats)
     per_device, accumulation = cfg.process_batch(processes)
     steps = sched.optimizer_steps(len(dataset), per_device, accumulation, processes, epochs)
     args = _training_args(cfg, processes, steps, epochs=epochs, learning_rate=learning_rate, seed=seed, out=out,
@@ -230,7 +235,7 @@ def eval_problems(cfg: TrainConfig, heldout: list[TrainingRecord]) -> list[Probl
     from tasks.benchmarks import load_benchmark
 
     if cfg.eval_bench == "synthetic" and heldout:
-        problems = [record_to_problem(r) for r in heldout]
+        problems = [record_to_problem(r, cfg.train_prompt_style) for r in heldout]
         problems = [Problem(**{**p.__dict__, "benchmark": "synthetic"}) for p in problems]
     else:
         problems = load_benchmark(cfg.eval_bench)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from harness.prompting import PROMPT_STYLES
 from harness.ranking import PAIR_REDUCTIONS
 from verilog_tools.errors import UserError
 from verilog_tools.config import option as _f
@@ -58,6 +59,10 @@ class TrainConfig:
     pair_reduction: str = _f("mean", "ranking loss over a group's pairs: mean (alpha independent of K) | sum "
                                      "(the paper's and RRHF's)")
     length_normalize: bool = _f(True, "rank on per-token (length-normalised) log-likelihoods")
+    train_prompt_style: str = _f("module", "layout of training prompts (sampling, scoring, training and the "
+                                           "synthetic held-out set alike): module (the interface given, a whole "
+                                           "module asked for) | body (VerilogEval v1's: the prompt ends with the "
+                                           "module header, the model writes the body)")
     instructions_per_iter: int = _f(0, "instructions sampled per iteration (0 = all)")
     temperature: float = _f(0.8, "sampling temperature for training candidates")
     top_p: float = _f(0.95, "top-p for training candidates")
@@ -132,6 +137,7 @@ class TrainConfig:
             ("margin", self.margin >= 0, ">= 0"),
             ("min_score_gap", self.min_score_gap >= 0, ">= 0"),
             ("pair_reduction", self.pair_reduction in PAIR_REDUCTIONS, f"one of {PAIR_REDUCTIONS}"),
+            ("train_prompt_style", self.train_prompt_style in PROMPT_STYLES, f"one of {PROMPT_STYLES}"),
             ("groups_per_batch", self.groups_per_batch >= 1, ">= 1"),
             ("gradient_accumulation_steps", self.gradient_accumulation_steps >= 1, ">= 1"),
             ("max_new_tokens", self.max_new_tokens >= 1, ">= 1"),

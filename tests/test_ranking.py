@@ -173,7 +173,7 @@ def test_max_length_drops_long_candidates_whole_and_counts_them():
     assert item["id"] == "g" and [c["score"] for c in item["candidates"]] == [0.0, 1.0]
     assert all(len(c["input_ids"]) <= cap for c in item["candidates"])  # kept whole, never cut
     assert item["candidates"][1]["input_ids"][-1] == tok.eos_token_id
-    assert stats == {"groups_in": 2, "groups_kept": 1, "groups_dropped": 1, "candidates_dropped": 1,
+    assert stats == {"groups_in": 2, "groups_kept": 1, "groups_dropped": 1, "candidates_dropped": 1, "not_in_style": 0,
                      "longest": length(long_)}
     assert len(build_ranking_dataset(rows, tok, format_example, max_length=0)) == 2  # 0 = no cap
 
