@@ -212,7 +212,7 @@ def write_results(run, cfg, arms) -> str:
     first = result[cfg.scores[0]]["arms"][arms[0].arm]["sampled"][0]
     n_problems = sorted(set(first["problems"]))
     head = (f"# Experiment: does iterating help? (preset {cfg.preset})\n\n"
-            f"Arms {', '.join(f'`{a}` ({v})' for a, v in cfg.arms.items())}; scores {', '.join(cfg.scores)}; "
+            f"Arms {', '.join(f'`{a}` ({_fields(v)})' for a, v in cfg.arms.items())}; scores {', '.join(cfg.scores)}; "
             f"seeds {', '.join(map(str, cfg.seeds))}; data_seed {cfg.data_seed}; {last} iterations after the warm "
             f"start. Held-out evaluation: {tc.eval_bench}, {'/'.join(map(str, n_problems))} problems, n={tc.eval_n} "
             f"samples at temperature {tc.eval_temperature} (unbiased pass@1){'; greedy n=1 as a secondary figure' if cfg.greedy else ''}. "
@@ -229,6 +229,10 @@ def write_results(run, cfg, arms) -> str:
     run.write_json("experiment.json", {"plan": asdict(cfg.plan), "last_iteration": last, "wall": wall,
                                        "donors": donor_of, "scores": _json_keys(result)})
     return text
+
+
+def _fields(fields: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in fields.items()) or "the preset"
 
 
 def _json_keys(obj):

@@ -269,3 +269,19 @@ def test_a_real_tiny_experiment_runs_end_to_end(tmp_path):
     assert static["forked_from"]["run"] == "iterative-paper-s1"
     assert (run / "greedy" / "iterative-paper-s0" / "iter-00" / "problems.csv").is_file()
     assert (run / "greedy" / "static-paper-s0" / "iter-01" / "problems.csv").is_file()
+
+
+@pytest.mark.parametrize("low, high, per_seed, start", [
+    (0.01, 0.09, [0.05, 0.04, 0.06], "supports the claim"),
+    (-0.09, -0.01, [-0.05, -0.04, -0.06], "contradicts the claim"),
+    (-0.03, 0.04, [0.0, 0.01, -0.01], "no effect detected, and an effect of the paper's size"),
+    (-0.02, 0.08, [0.0, 0.1, -0.05], "cannot tell"),
+])
+def test_the_verdict_follows_the_pre_registered_rule(low, high, per_seed, start):
+    from harness.experiment_analysis import verdict
+
+    plan = ExperimentConfig(arms=EXPERIMENT["arms"]).plan
+    text = verdict({"bootstrap": {"low": low, "high": high}, "per_seed": per_seed}, plan)
+    assert text.startswith(start)
+    if start == "cannot tell":   # sd 0.0764: t-interval half-width 0.025 needs 39 seeds
+        assert "about 39 seeds" in text
