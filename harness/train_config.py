@@ -83,7 +83,7 @@ class TrainConfig:
     split_gradients: bool = _f(True, "two-pass ranking gradient: about one candidate's activations in memory "
                                      "(False: all k candidates in one graph; faster for tiny models)")
     forward_chunk_size: int = _f(1, "candidates per forward pass in the two-pass gradient")
-    logprob_chunk_tokens: int = _f(256, "positions per chunk of the ranking's float32 log-softmax over the "
+    logprob_chunk_tokens: int = _f(64, "positions per chunk of the ranking's float32 log-softmax over the "
                                         "vocabulary (0 = all at once, from the model's logits)")
     max_length: int = _f(0, "longest training sequence (prompt + response, tokens): longer candidates are "
                             "dropped and counted in train_log.json (0 = the model's max_position_embeddings)")

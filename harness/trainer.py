@@ -89,7 +89,7 @@ class RankingConfig(SFTConfig):
     forward_chunk_size: int = field(
         default=1, metadata={"help": "candidates per forward pass in split mode"})
     logprob_chunk_tokens: int = field(
-        default=256, metadata={"help": "positions per chunk of the float32 log-softmax (0 = whole logits)"})
+        default=64, metadata={"help": "positions per chunk of the float32 log-softmax (0 = whole logits)"})
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "must stay False: the collator needs every field of a group"})
 

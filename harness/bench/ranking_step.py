@@ -127,6 +127,7 @@ def main(argv: list[str]) -> int:
         p.grad = torch.zeros_like(p)
     optimizer.step()  # zero gradients: allocates the state, leaves the weights unchanged
     hwm_reset = reset_peak()
+    before_cold = rss_mib()
     seconds = []
     if hwm_reset:
         start = time.monotonic()
@@ -142,6 +143,7 @@ def main(argv: list[str]) -> int:
     torch.save({n: p.grad.detach().clone() for n, p in model.named_parameters() if p.requires_grad},
                spec["grads_path"])
     out = {"variant": spec["variant"], "train": spec["train"], "setup_rss_mib": setup_rss,
+           "rss_before_cold_step_mib": before_cold,
            "setup_peak_mib": setup_peak, "peak_mib": peak, "step_seconds": seconds, "hwm_reset": hwm_reset,
            "peak_hidden_by_setup": not hwm_reset and peak <= setup_peak,
            "parameters": sum(p.numel() for p in model.parameters()),
