@@ -140,6 +140,42 @@ def test_sequence_logprobs_match_naive_log_softmax():
         assert sums[r].item() == pytest.approx(per_token.sum().item(), abs=1e-4)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_chunked_head_equals_autograd_of_the_float32_log_softmax(dtype):
+    """HeadLogprobs (one [chunk, V] buffer, gradients by hand) against autograd on whole float32 logits:
+    values and the gradients of hidden states, weight and bias, with chunks that do not divide N."""
+    from harness.logprobs import chunked_token_logprobs
+    gen = torch.Generator().manual_seed(0)
+    head = torch.nn.Linear(16, 50, bias=True).to(dtype)
+    hidden = torch.randn(2, 7, 16, generator=gen).to(dtype).requires_grad_()
+    targets = torch.randint(0, 50, (2, 7), generator=gen)
+    upstream = torch.randn(2, 7, generator=gen)
+    fused = chunked_token_logprobs(hidden, head, targets, chunk_tokens=3)
+    assert fused.dtype == torch.float32
+    (fused * upstream).sum().backward()
+    got = [t.grad.clone() for t in (hidden, head.weight, head.bias)]
+    for t in (hidden, head.weight, head.bias):
+        t.grad = None
+    logits = torch.nn.functional.linear(hidden.float(), head.weight.float(), head.bias.float())
+    reference = torch.log_softmax(logits, -1).gather(-1, targets[..., None]).squeeze(-1)
+    (reference * upstream).sum().backward()
+    torch.testing.assert_close(fused, reference, atol=1e-5, rtol=1e-5)
+    for mine, theirs in zip(got, (hidden.grad, head.weight.grad, head.bias.grad)):
+        assert mine.dtype == dtype
+        torch.testing.assert_close(mine.float(), theirs.float(), atol=1e-5 if dtype == torch.float32 else 2e-2,
+                                   rtol=1e-4 if dtype == torch.float32 else 2e-2)
+    with torch.no_grad():  # the no-grad pass (split_gradients' first) gives the same values
+        torch.testing.assert_close(chunked_token_logprobs(hidden, head, targets, 3), reference.detach())
+
+
+def test_frozen_head_gets_no_gradient_but_the_hidden_states_do():
+    from harness.logprobs import chunked_token_logprobs
+    head = torch.nn.Linear(8, 20, bias=False).requires_grad_(False)
+    hidden = torch.randn(5, 8, requires_grad=True)
+    chunked_token_logprobs(hidden, head, torch.arange(5), chunk_tokens=2).sum().backward()
+    assert head.weight.grad is None and hidden.grad is not None and hidden.grad.abs().sum() > 0
+
+
 # ---- data and batches ----------------------------------------------------------------------------
 
 def test_dataset_finds_reference_by_source_not_position_and_appends_eos_once():
