@@ -179,7 +179,7 @@ def default_limits():
     """A differential run takes well under a second (a few hundred cycles); 10 s of CPU is ample, and a
     hanging candidate then costs its group 10 s of CPU, not the verifier's general 60. The wall-clock
     limit is 30 s so that a loaded machine does not time out a slow reference: measured, the 7b
-    references 824 (a 64M-word memory) and 1244 (a 307,200-word memory cleared on each reset) take 3-5 s
+    references 824 (a 64M-word memory) and 1244 (a 307,200-word memory cleared on each reset) take 2.7 and 4.5 s
     of CPU and ran past a 10 s wall-clock limit at a load average of 12 on 2 cores."""
     from verilog_tools.icarus import SimLimits
     return SimLimits(compile_wall_seconds=30.0, sim_wall_seconds=30.0, cpu_seconds=10.0)
