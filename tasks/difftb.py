@@ -30,17 +30,18 @@ Comparison: all outputs concatenated, `ref !== (ref ^ dut ^ ref)`, VerilogEval's
 candidate where the reference has 0/1 is a mismatch; an X or Z bit of the reference is a don't-care
 (Z is first turned into X: `z !== x` would count an undriven reference bit as a mismatch).
 
-Start state (`zero_start`): by default every variable starts as Verilog says, X, and a reset must
-define it. With `zero_start` the testbench first sets every X or Z bit of every 4-state variable of the
-reference and of each candidate to 0, at time 0 through hierarchical names (`tasks.ports.read_variables`
+Start state (`StimulusConfig.start`, chosen per group by `tasks.equivalence`): every variable starts as
+Verilog says, X, and a reset must define it. From a zero start (`testbench(..., ref_variables=...)`) the
+testbench first sets every X or Z bit of every 4-state variable of the reference and of each candidate
+to 0, at time 0 through hierarchical names (`tasks.ports.read_variables`
 lists them; the candidates' text is not touched), as an FPGA after configuration or Verilator's
 `--x-initial 0` starts. It copies each variable through a 2-state `bit` vector, which keeps 0/1 bits and
 turns X/Z into 0, so a design's own initial value (`reg q = 1`, `initial q = 1`) survives whichever
 initial block runs first at time 0 (an X that a design's initial block writes itself may become 0 or
 stay). The copy goes back by `force` and `release`, which leaves a plain variable at the new value and
 hands a variable that a continuous assignment drives (`output reg y; assign y = t;`) back to its
-driver; memory words are assigned directly. Nets are not variables and are left alone (an undriven output stays
-Z, two drivers stay X). What it cannot see: variables `read_variables` does not list (unnamed
+driver; memory words are assigned directly. Nets are not variables and are left alone (an undriven
+output stays Z, two drivers stay X). What it cannot see: variables `read_variables` does not list (unnamed
 `begin` blocks, instance arrays, enums, multi-dimensional memories) keep X; a variable going from X to
 0 is a negative edge at time 0 for `always @(negedge v)`; an `always @*` that reads no signal never
 runs in simulation, so its output keeps its start value where synthesis would give the constant.
