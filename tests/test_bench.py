@@ -125,3 +125,15 @@ def test_only_with_an_unknown_name_is_a_one_line_error(tmp_path):
     assert len(lines) == 1 and "'nope'" in lines[0]
     assert all(name in lines[0] for name in cli.BENCHMARKS)
     assert not list(tmp_path.iterdir())  # no run folder for a refused command
+
+
+def test_ranking_profile_replays_a_timeline_to_the_peak():
+    pytest.importorskip("torch")
+    from torch.profiler._memory_profiler import Action
+
+    from harness.bench.ranking_profile import live_at_peak
+    timeline = [(0, Action.PREEXISTING, ("w", 0), 100), (1, Action.CREATE, ("a", 0), 50),
+                (2, Action.CREATE, ("b", 0), 30), (3, Action.INCREMENT_VERSION, ("b", 1), 30),
+                (4, Action.DESTROY, ("a", 0), 50), (5, Action.CREATE, ("c", 0), 10)]
+    start, peak, live = live_at_peak(timeline)
+    assert (start, peak) == (150, 180) and live == {"w": (100, 0), "a": (50, 0), "b": (30, 0)}
