@@ -23,11 +23,12 @@ from __future__ import annotations
 
 from collections import Counter
 
+from harness.loop import SCORE_BUCKETS
 from harness.ranking import ordered_pairs
 from harness.trainer import RankingTrainer
 from verilog_tools import status as st
 
-BUCKETS = ("<0", "0", "(0,1)", ">=1", "none")
+BUCKETS = SCORE_BUCKETS
 
 
 def score_bucket(score: float | None) -> str:

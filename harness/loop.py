@@ -49,6 +49,8 @@ from tasks.records import TrainingRecord
 from verilog_tools.errors import UserError
 
 log = logging.getLogger(__name__)
+# The sampled candidates' score buckets (harness.diagnostics): -1 (multi-module), 0, between, 1, unscorable
+SCORE_BUCKETS = ("<0", "0", "(0,1)", ">=1", "none")
 
 
 def iter_dir(it: int) -> str:
@@ -217,8 +219,8 @@ def format_table(rows: list[dict]) -> str:
     cols = [c for c in cols if any(c in r for r in rows)]
 
     def cell(v):
-        if isinstance(v, dict):  # score buckets: counts in bucket order
-            return "/".join(str(n) for n in v.values())
+        if isinstance(v, dict):  # score buckets
+            return " ".join(f"{b}:{v.get(b, 0)}" for b in SCORE_BUCKETS)
         return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(cell(r.get(c)) for c in cols) + " |" for r in rows]

@@ -253,16 +253,17 @@ def test_diagnostics_reach_the_summary_and_the_report(tmp_path):
     d.mkdir()
     (d / "score_stats.json").write_text(json.dumps({
         "syntax_valid_rate": 0.5, "diagnostics": {"pass_rate": 0.25, "informative_group_share": 0.75,
-                                                  "score_buckets": {"<0": 1, "0": 2, "(0,1)": 3, ">=1": 4, "none": 0}},
+                                                  "score_buckets": {"(0,1)": 3, "0": 2, "<0": 1, ">=1": 4, "none": 0}},
         "instructions": {"used": 8, "fresh": 6}}))
     (d / "train_log.json").write_text(json.dumps({
         "final": {"rank_accuracy": 1.0}, "diagnostics": {"violated_fraction": 0.4},
         "schedule": {"learning_rates": [0.5, 0.25]}}))
     row = loop.diagnostic_row(d)
     assert row == {"cand_pass_rate": 0.25, "informative_share": 0.75, "fresh_instructions": 6,
-                   "cand_score_buckets": {"<0": 1, "0": 2, "(0,1)": 3, ">=1": 4, "none": 0},
+                   "cand_score_buckets": {"(0,1)": 3, "0": 2, "<0": 1, ">=1": 4, "none": 0},
                    "violated_pairs": 0.4, "lr_sum": 0.75}
-    assert "1/2/3/4/0" in loop.format_table([{"iteration": 1, **row}])
+    # in bucket order, whatever order the JSON file holds them in
+    assert "<0:1 0:2 (0,1):3 >=1:4 none:0" in loop.format_table([{"iteration": 1, **row}])
     table = report.iteration_table([report_data.iteration_row(d, 1)])
     for label in ("violated pairs (whole iteration)", "candidates pass (testbench)", "groups with a ranked pair",
                   "sum of learning rates", "rank accuracy (last log window)"):
