@@ -268,3 +268,12 @@ def test_diagnostics_reach_the_summary_and_the_report(tmp_path):
     for label in ("violated pairs (whole iteration)", "candidates pass (testbench)", "groups with a ranked pair",
                   "sum of learning rates", "rank accuracy (last log window)"):
         assert label in table
+
+
+def test_iterative_and_static_arms_use_the_same_instructions():
+    """The arms differ only in the sampling model: the same seed gives each iteration the same subset, so
+    their candidates' pass rates compare on the same instructions."""
+    recs = _records(50)
+    for it in (1, 2, 3):
+        arms = [TrainConfig(mode=m, warmup_limit=20, instructions_per_iter=10, seed=2) for m in ("iterative", "static")]
+        assert loop.iteration_subset(recs, arms[0], it) == loop.iteration_subset(recs, arms[1], it)
