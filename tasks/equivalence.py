@@ -172,7 +172,7 @@ def _self_verdict(ref: _Reference, counts: list[int], samples: int, zero: bool) 
     return None
 
 
-NEVER_DEFINED = "reference outputs are X/Z in every bit of every sample (no reset, or undriven)"
+NEVER_DEFINED = "reference outputs are X/Z in every bit of every sample from an X start (no reset, or undriven)"
 
 
 def default_limits():
