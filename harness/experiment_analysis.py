@@ -213,7 +213,7 @@ def write_results(run, cfg, arms) -> str:
     n_problems = sorted(set(first["problems"]))
     head = (f"# Experiment: does iterating help? (preset {cfg.preset})\n\n"
             f"Arms {', '.join(f'`{a}` ({_fields(v)})' for a, v in cfg.arms.items())}; scores {', '.join(cfg.scores)}; "
-            f"seeds {', '.join(map(str, cfg.seeds))}; data_seed {cfg.data_seed}; {last} iterations after the warm "
+            f"seeds {', '.join(map(str, cfg.seeds))}; data_seed {cfg.data_seed}; {last} iteration{'s' if last != 1 else ''} after the warm "
             f"start. Held-out evaluation: {tc.eval_bench}, {'/'.join(map(str, n_problems))} problems, n={tc.eval_n} "
             f"samples at temperature {tc.eval_temperature} (unbiased pass@1){'; greedy n=1 as a secondary figure' if cfg.greedy else ''}. "
             f"First arm start to last arm finish: {wall}.\n\n"
