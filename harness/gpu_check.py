@@ -283,10 +283,12 @@ def compare_gradients(run, cfg, base: str, device: str) -> dict:
     dropouts = disable_dropout(model)
     groups = read_jsonl(run.path / "iter-01" / "scores.jsonl")[:2]
     batch = RankingCollator(tokenizer.pad_token_id)(build_ranking_dataset(groups, tokenizer, format_example,
-                                                                          max_length=cfg.max_length))
+                                                                          max_length=cfg.max_length,
+                                                                          style=cfg.train_prompt_style))
     batch = {k: v.to(model.device) for k, v in batch.items()}
-    args = SimpleNamespace(alpha=cfg.alpha, margin=1.0, length_normalize=cfg.length_normalize,
-                           forward_chunk_size=1, logprob_chunk_tokens=cfg.logprob_chunk_tokens)  # margin 1: all hinges
+    args = SimpleNamespace(alpha=cfg.alpha, margin=1.0, length_normalize=cfg.length_normalize,  # margin 1: all hinges
+                           min_score_gap=cfg.min_score_gap, pair_reduction=cfg.pair_reduction,
+                           forward_chunk_size=1, logprob_chunk_tokens=cfg.logprob_chunk_tokens)
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else contextlib.nullcontext())
     model.train()
     grads = []
