@@ -8,7 +8,9 @@ The loss of one group (one instruction with its candidates, one of them the refe
     L_rank = mean (pair_reduction: mean) or sum (sum) over pairs of max(0, margin - (p_i - p_j))
     L      = L_CE + alpha * L_rank
 
-``x`` is the prompt, ``y_i`` candidate i's response tokens, ``s_i`` its score (``harness.scoring``).
+``x`` is the prompt, ``y_i`` candidate i's response tokens (the text the model writes in the run's
+prompt style, ``harness.prompting``), ``s_i`` its score (``harness.scoring``). Log-probabilities are
+float32 (``harness.logprobs``).
 A candidate whose score is None (a tool failed) takes part in no pair; a group with no pair
 contributes L_CE only (L_rank = 0). A batch's loss is the mean of its groups' losses. The ranking
 accuracy is the fraction of pairs with p_i > p_j.
@@ -16,8 +18,8 @@ accuracy is the fraction of pairs with p_i > p_j.
 Where this departs from the paper: with margin 0 the hinge is RRHF's ranking loss, but RRHF and the
 ITERTL paper sum over pairs; the default here is the mean over a group's pairs, so alpha does not need
 retuning when K or the number of ties changes (``pair_reduction: sum`` is the paper's). A minimum score
-gap (``min_score_gap``, RTLCoder-style: near-ties such as two Rouge-L values 0.01 apart make no pair)
-and the margin default to 0 (every strict difference is a pair, RRHF's hinge). alpha, margin,
+gap (``min_score_gap``: near-ties such as two Rouge-L values 0.01 apart then make no pair) and the
+margin default to 0 (every strict difference is a pair, RRHF's hinge). alpha, margin,
 min_score_gap, pair_reduction and length normalisation are config fields; the gap is compared with a
 1e-9 tolerance, so that 1.0 - 0.9 counts as a gap of 0.1.
 
