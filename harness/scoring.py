@@ -105,10 +105,11 @@ def score_groups(records, sampled_texts: list[list[str]], cfg: ScoreConfig, work
                                                            mode=cfg.completion_mode), flat))
     cands = []  # (record index, candidate dict) for every sampled completion
     for (r, rec, raw), (code, modules) in zip(flat, found):
-        if code is not None and cfg.completion_mode == "body":
-            code = rec.header + code  # the whole design, as tasks.evaluate.design_for builds it
-            modules = count_modules(code)
-        cands.append((r, {"text": code if code is not None else raw, "source": "model",
+        text = code if code is not None else raw
+        if cfg.completion_mode == "body":  # the whole design, as tasks.evaluate.design_for builds it (a
+            text = rec.header + text       # completion without code too: training cuts the header off again)
+            modules = count_modules(text) if code is not None else modules
+        cands.append((r, {"text": text, "source": "model",
                           "modules": modules, "syntax_ok": None, "rouge_l": None, "score": None,
                           "status": st.NO_CODE if code is None else None}))
     to_check = [c for _, c in cands if c["status"] is None

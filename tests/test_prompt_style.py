@@ -49,11 +49,13 @@ def test_config_field_defaults_to_module_and_rejects_others_in_one_line():
 
 def test_body_completions_are_scored_as_header_plus_body():
     from harness.scoring import ScoreConfig, score_groups
-    completions = [BODY, "\n  assign y = a &;\nendmodule\n", REFERENCE]  # right, broken, header repeated
+    # right, broken, header repeated, no code at all
+    completions = [BODY, "\n  assign y = a &;\nendmodule\n", REFERENCE, "I cannot help."]
     (row,) = score_groups([_record()], [completions], ScoreConfig(completion_mode="body"))
-    sampled = row["candidates"][:3]
-    assert all(c["text"].startswith(HEADER) for c in sampled)
-    assert [c["syntax_ok"] for c in sampled] == [True, False, True]
+    sampled = row["candidates"][:4]
+    assert all(c["text"].startswith(HEADER) for c in sampled)  # so training can cut the header off again
+    assert [c["syntax_ok"] for c in sampled] == [True, False, True, None]
+    assert sampled[3]["status"] == "no_code" and sampled[3]["text"] == HEADER + "I cannot help."
     assert sampled[0]["score"] == pytest.approx(1.0) and sampled[1]["score"] == 0.0
     assert sampled[2]["text"].count("module top_module") == 1 and sampled[2]["modules"] == 1
 
