@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from tasks import difftb
 from tasks.difftb import Slot, StimulusConfig
 from tasks.ports import InterfaceError, module_declarations, read_interface, read_variables, rename_modules
+from verilog_tools import checker
 from verilog_tools import status as st
 from verilog_tools.text import tokenize
 
@@ -87,11 +88,10 @@ class _Design:
     top: str
 
     def variables(self) -> tuple:
-        """What a zero start sets in it; nothing when slang cannot elaborate it (iverilog judges it)."""
-        try:
-            return tuple(read_variables(self.text, self.top))
-        except InterfaceError:
-            return ()
+        """What a zero start sets in it, read by slang in a bounded checker worker (the text is a model's);
+        nothing when slang cannot elaborate it in time (iverilog judges it)."""
+        ok, found = checker.call_bounded(read_variables, self.text, self.top)
+        return tuple(found) if ok else ()
 
 
 def _tag(*texts: str) -> str:
@@ -239,9 +239,10 @@ def check_group(reference: str, candidates: list[str], *, module: str | None = N
     verdicts: list[Verdict | None] = [None] * len(candidates)
     designs: dict[int, _Design] = {}
     for i, cand in enumerate(candidates):
-        try:
-            designs[i] = _renamed(cand, f"itertl_c{i}_{tag}", ref.name)
-        except InterfaceError:
+        ok, design = checker.call_bounded(_renamed, cand, f"itertl_c{i}_{tag}", ref.name)   # a model's text
+        if ok:
+            designs[i] = design
+        else:
             verdicts[i] = Verdict(st.COMPILE_ERROR)
     samples = difftb.samples_per_slot(ref.roles, cfg)
     together = [i for i in designs if group and not _has_directive(candidates[i])][:difftb.MAX_SLOTS - 2]

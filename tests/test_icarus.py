@@ -260,3 +260,16 @@ def test_check_simulator_warns_once_on_11_and_refuses_older(monkeypatch, caplog)
     monkeypatch.setattr(tools, "tool_versions", lambda: {"iverilog": "12.0 (stable)"})
     caplog.clear()
     assert tools.check_simulator() == "12.0 (stable)" and not caplog.records
+
+
+def test_call_bounded_runs_a_function_in_a_worker_and_reports_its_failure():
+    import os
+    from verilog_tools import checker
+    from tasks.ports import read_variables
+
+    ok, pid = checker.call_bounded(os.getpid)
+    assert ok and pid != os.getpid()
+    ok, found = checker.call_bounded(read_variables, "module m(input c, output reg q);\nalways @(posedge c) q <= ~q;\nendmodule\n")
+    assert ok and [v.path for v in found] == ["q"]
+    ok, why = checker.call_bounded(read_variables, "module m(input a);\nendmodule\n", "other")
+    assert not ok and "InterfaceError" in why

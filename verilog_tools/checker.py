@@ -114,7 +114,8 @@ def _serve(memory_bytes: int) -> None:   # the worker process's main loop (see `
         except (EOFError, OSError):
             return   # the harness is gone
         try:
-            reply = ("ok", _FUNCTIONS[name](*args))
+            function = _FUNCTIONS[name] if isinstance(name, str) else name   # else a function pickled by name
+            reply = ("ok", function(*args))
         except MemoryError:
             reply = ("error", "the policy check ran out of memory")
         except Exception as exc:   # a slang failure on odd input is that sample's problem, not the run's
@@ -231,6 +232,13 @@ def extract(completion: str, *, header: str, mode: str = "module", module_name: 
     completion too large or too slow to read counts as holding no code."""
     ok, value = _pool.call("extract", (completion, header, mode, module_name, max_bytes), min(timeout, CHECK_SECONDS))
     return value if ok else (None, 0)
+
+
+def call_bounded(function, *args, timeout: float = CHECK_SECONDS) -> tuple[bool, object]:
+    """`function(*args)` in a checker worker, for other reading of untrusted text (a module-level function:
+    it travels pickled by name). (True, its result), or (False, why not) after an exception, a timeout
+    (at most `timeout`, capped at CHECK_SECONDS) or the worker's memory limit."""
+    return _pool.call(function, args, min(timeout, CHECK_SECONDS))
 
 
 def context_for(testbench: str, external_modules=()) -> PolicyContext:
