@@ -13,8 +13,8 @@ sandbox Flatpak uses; it does the heavy part: namespaces and mounts). Inside, th
 The tool runs as PID 1 of its namespace (`--as-pid-1`, no init of bwrap's in between): bwrap itself
 reaps it, so the tool's CPU time reaches the harness through wait4, and when the tool ends the kernel
 kills whatever it left in the namespace. As PID 1 it ignores signals it has no handler for, SIGXCPU and
-SIGXFSZ included: RLIMIT_CPU's hard limit (SIGKILL, one second after the soft one) and the runner's
-output cap still apply.
+SIGXFSZ included: the runner sets RLIMIT_CPU's soft and hard values equal (SIGKILL at the limit), and
+its output cap still applies.
 No /proc is mounted: the tools do not need it, and a container (Docker) may forbid mounting one.
 
 Mode, from the environment: `ITERTL_CONTAINMENT=bwrap` (the default) or `none` (explicit opt-out; runs

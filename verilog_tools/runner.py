@@ -11,8 +11,8 @@
 - a wall-clock limit enforced by a timer that SIGKILLs the whole process group (no polling);
 - resource limits (see Cost): RLIMIT_CPU (CPU seconds), RLIMIT_AS (memory), RLIMIT_FSIZE (every file
   the child writes, its captured stdout/stderr included: an uncontained flood ends in SIGXFSZ; a contained
-  tool, PID 1 of its namespace, ignores SIGXFSZ and SIGXCPU, so its writes fail and the hard CPU limit or
-  the wall-clock limit ends it), RLIMIT_CORE = 0;
+  tool, PID 1 of its namespace, ignores SIGXFSZ, so its writes fail until the CPU or wall-clock limit
+  ends it), RLIMIT_CORE = 0; the CPU limit's soft and hard values are equal (SIGKILL at the limit);
 - stdout/stderr written to files in the sample dir and read back up to `output_bytes`;
 - a SIGKILL of the whole process group when the child exits, even on success.
 
@@ -61,7 +61,7 @@ class Limits:
     """Resource limits for one sandboxed process (each step of a simulation gets its own)."""
 
     wall_seconds: float = field(default=60.0, metadata={"help": "wall-clock limit; the process group is killed at expiry"})
-    cpu_seconds: float = field(default=60.0, metadata={"help": "RLIMIT_CPU per process (SIGXCPU, then SIGKILL 1 s later)"})
+    cpu_seconds: float = field(default=60.0, metadata={"help": "RLIMIT_CPU per process (soft = hard: SIGKILL at the limit)"})
     memory_bytes: int = field(default=4 * GiB, metadata={"help": "RLIMIT_AS: address-space limit per process"})
     output_bytes: int = field(default=1 * MiB, metadata={"help": "stdout/stderr beyond this many bytes sets output_exceeded; at most this much is read back"})
     file_bytes: int = field(default=64 * MiB, metadata={"help": "RLIMIT_FSIZE: largest file the process may write (stdout/stderr files included)"})
@@ -131,7 +131,9 @@ def _rlimit_settings(limits: Limits) -> list[tuple[int, int, int]]:
     """(resource, soft, hard) for the child, never above our own hard limits (setrlimit would fail)."""
     cpu = max(1, int(limits.cpu_seconds + 0.999))
     wanted = [
-        (resource.RLIMIT_CPU, cpu, cpu + 1),
+        # soft = hard: the kernel's SIGKILL at the limit (a contained tool, PID 1, would ignore a SIGXCPU
+        # and run one more second to a higher hard limit)
+        (resource.RLIMIT_CPU, cpu, cpu),
         (resource.RLIMIT_AS, int(limits.memory_bytes), int(limits.memory_bytes)),
         (resource.RLIMIT_FSIZE, int(limits.file_bytes), int(limits.file_bytes)),
         (resource.RLIMIT_CORE, 0, 0),
