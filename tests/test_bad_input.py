@@ -246,11 +246,15 @@ def test_a_lone_surrogate_in_one_completion_is_that_sample_s_outcome(tmp_path):
 
 
 def _max_rss_kib_of(tmp_path, *args):
-    """Run the harness; return (process, its peak RSS in KiB) without adding a line to its stderr."""
+    """Run the harness; return (process, its peak RSS in KiB) without adding a line to its stderr.
+
+    The peak is the kernel's VmHWM, the high-water mark of the memory the child has had since its exec;
+    getrusage's ru_maxrss would also count the pytest process the child was forked from."""
     rss = tmp_path / "rss"
-    code = ("import resource, sys; from harness.cli import main; rc = main(sys.argv[1:]); "
-            f"open({str(rss)!r}, 'w').write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)); "
-            "sys.exit(rc)")
+    code = ("import sys; from harness.cli import main; "
+            "rc = main(sys.argv[1:]); "
+            "peak = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM:')][0]; "
+            f"open({str(rss)!r}, 'w').write(peak); sys.exit(rc)")
     proc = harness(*args, code=code)
     return proc, int(rss.read_text())
 
