@@ -30,7 +30,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from harness.rouge import TOKENIZERS, ReferenceLcs
+from tasks.rouge import TOKENIZERS, ReferenceLcs
 from verilog_tools import status as st
 from verilog_tools.config import option as _f
 

@@ -27,6 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from tasks.equivalence import check_group
 from tasks.rewrites import REWRITES
+from tasks.rouge import TOKENIZERS, rouge_l
 from tasks.synthetic.mutate import mutate
 from verilog_tools import status as st
 from verilog_tools.text import normalize_code
@@ -184,8 +185,6 @@ def official_agreement(problems, n: int = 20, seed: int = 0, workers: int = 2) -
 def rouge_ties(items: list[Item], seed: int = 0) -> dict:
     """One single-fault mutant per reference: how many tie the reference (Rouge-L 1.0) per tokenizer,
     and how many the differential testbench tells apart."""
-    from harness.rouge import TOKENIZERS, rouge_l
-
     mutants = []
     for tid, ref, top in items:
         code = mutate(ref, random.Random(f"{seed}:{tid}"))

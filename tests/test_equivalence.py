@@ -8,13 +8,13 @@ import random
 
 import pytest
 
-from harness.rouge import rouge_l
 from harness.scoring import ScoreConfig, score_groups, score_stats
 from tasks import difftb
 from tasks.equivalence import check_group
 from tasks.ports import read_interface, rename_modules
 from tasks.records import TrainingRecord
 from tasks.rewrites import REWRITES
+from tasks.rouge import rouge_l
 from tasks.synthetic.mutate import mutate
 from verilog_tools import status as st
 

@@ -1,4 +1,4 @@
-"""harness.rouge must equal rouge_score's Rouge-L F-measure exactly, on awkward and on real inputs."""
+"""tasks.rouge must equal rouge_score's Rouge-L F-measure exactly, on awkward and on real inputs."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import random
 import pytest
 from rouge_score.rouge_scorer import RougeScorer
 
-from harness.rouge import ReferenceLcs, rouge_l, tokenize
+from tasks.rouge import ReferenceLcs, rouge_l, tokenize
 
 _SCORER = RougeScorer(["rougeL"])
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.rouge import rouge_l
 from harness.scoring import ScoreConfig, score_groups, score_stats
 from tasks.records import TrainingRecord
+from tasks.rouge import rouge_l
 from verilog_tools import status as st
 
 

@@ -7,7 +7,7 @@ dropped ';' or a cut-off end). Candidates are dealt round-robin over candidates 
 per group, as in the tiny-cpu preset; more per group when there are fewer references).
 
 Project: ``score_groups`` (module count, ``iverilog -t null`` with de-duplication through the
-sandbox, `harness.rouge` Rouge-L with each reference tokenised once). Baselines: one plain
+sandbox, `tasks.rouge` Rouge-L with each reference tokenised once). Baselines: one plain
 ``iverilog -t null`` process per candidate, no de-duplication, ``workers`` at a time; and
 ``rouge_score``'s RougeL scorer per pair. Both Rouge-L implementations score the same pairs (every
 compiling candidate against its reference), and their values must be identical.
@@ -131,7 +131,7 @@ def time_rouge(records, pairs) -> tuple[float, float, list[float], list[float]]:
     """Project and rouge_score Rouge-L over the same pairs: (project s, baseline s, values, values)."""
     from rouge_score import rouge_scorer
 
-    from harness.rouge import ReferenceLcs
+    from tasks.rouge import ReferenceLcs
 
     with stopwatch() as ours:
         refs: dict[int, ReferenceLcs] = {}
