@@ -38,7 +38,11 @@ class SamplingConfig:
     max_new_tokens: int = field(default=512, metadata={"help": "generated tokens per completion at most"})
     batch_size: int = field(default=8, metadata={"help": "completions generated together in one batch"})
     seed: int = field(default=0, metadata={"help": "base seed; completion (i, j) uses a seed derived from it"})
-    kv_cache: str = field(default="static", metadata={"help": "KV cache of generate(): static | dynamic"})
+    decoder: str = field(default="loop", metadata={
+        "help": "loop: the project's decode loop (harness.decode: KV cache read over its filled part, finished "
+                "rows dropped); generate: transformers' generate() (for models the loop cannot drive)"})
+    kv_cache: str = field(default="static", metadata={"help": "KV cache of generate(): static | dynamic "
+                                                              "(decoder: generate only)"})
     stop_at_endmodule: bool = field(
         default=True, metadata={"help": "stop each completion after its first `endmodule` and cut text after it"})
     stop_at_fence: bool = field(
@@ -46,6 +50,8 @@ class SamplingConfig:
                                          "fenced block (the second ```) and cut text after it"})
 
     def __post_init__(self) -> None:
+        if self.decoder not in ("loop", "generate"):
+            raise ValueError(f"SamplingConfig.decoder must be 'loop' or 'generate', got {self.decoder!r}")
         if self.kv_cache not in ("static", "dynamic"):
             raise ValueError(f"SamplingConfig.kv_cache must be 'static' or 'dynamic', got {self.kv_cache!r}")
         for name in ("num_samples", "max_new_tokens", "batch_size"):
@@ -128,11 +134,52 @@ def _generate_batch(model, tokenizer, prompts: list[str], seeds: list[int],
                     cfg: SamplingConfig) -> tuple[list[str], int]:
     """Completions for one batch, and the number of tokens generated (padding excluded)."""
     import torch
-    from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
 
     tokenizer.padding_side = "left"
     enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
     prompt_len = enc["input_ids"].shape[1]
+    sampler = SeededSampler(seeds, cfg.temperature, cfg.top_p) if cfg.temperature > 0 else None
+    stops, stop_len = [], 0 if cfg.decoder == "loop" else prompt_len  # the loop's stops see generated ids only
+    if cfg.stop_at_endmodule:
+        stops.append(StopAfterText(tokenizer, stop_len, STOP_TEXT))
+    if cfg.stop_at_fence:
+        stops.append(StopAfterFence(tokenizer, stop_len))
+    with torch.inference_mode():
+        if cfg.decoder == "loop":
+            generated = _decode_loop(model, enc, sampler, stops, cfg, _eos_ids(model, tokenizer))
+        else:
+            generated = _decode_generate(model, tokenizer, enc, sampler, stops, cfg)[:, prompt_len:].tolist()
+    texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
+    if cfg.stop_at_endmodule:
+        texts = [truncate_at_stop(t) for t in texts]
+    if cfg.stop_at_fence:
+        texts = [truncate_at_fence(t) for t in texts]
+    pad = tokenizer.pad_token_id
+    return texts, sum(len(ids) if pad is None else sum(1 for t in ids if t != pad) for ids in generated)
+
+
+def _decode_loop(model, enc, sampler, stops, cfg: SamplingConfig, eos_ids: list[int]) -> list[list[int]]:
+    """harness.decode's loop with the seeded draw (or greedy) and the stop criteria."""
+    from harness.decode import decode
+
+    def choose(logits):
+        return logits.argmax(-1) if sampler is None else sampler.draw(logits)
+
+    def stop(generated):
+        done = stops[0](generated, None)
+        for criterion in stops[1:]:
+            done |= criterion(generated, None)
+        return done
+
+    return decode(model, enc["input_ids"], enc["attention_mask"], max_new_tokens=cfg.max_new_tokens,
+                  eos_ids=eos_ids, choose=choose, stop=stop if stops else None,
+                  on_drop=None if sampler is None else sampler.keep)
+
+
+def _decode_generate(model, tokenizer, enc, sampler, stops, cfg: SamplingConfig):
+    """transformers' generate(): the SeededSampler as a logits processor, greedy picks its token."""
+    from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteriaList
+
     gen_cfg = GenerationConfig(
         do_sample=False,  # SeededSampler has already chosen the token; greedy just takes it
         max_new_tokens=cfg.max_new_tokens,
@@ -142,26 +189,9 @@ def _generate_batch(model, tokenizer, prompts: list[str], seeds: list[int],
         # (about a fifth of the CPU time of a tiny model's generation, measured).
         cache_implementation=None if cfg.kv_cache == "dynamic" else cfg.kv_cache,
     )
-    processors = LogitsProcessorList()
-    if cfg.temperature > 0:
-        processors.append(SeededSampler(seeds, cfg.temperature, cfg.top_p))
-    stops = StoppingCriteriaList()
-    if cfg.stop_at_endmodule:
-        stops.append(StopAfterText(tokenizer, prompt_len, STOP_TEXT))
-    if cfg.stop_at_fence:
-        stops.append(StopAfterFence(tokenizer, prompt_len))
-    with torch.inference_mode():
-        out = model.generate(**enc, generation_config=gen_cfg, logits_processor=processors,
-                             stopping_criteria=stops)
-    generated = out[:, prompt_len:]
-    texts = tokenizer.batch_decode(generated, skip_special_tokens=True)
-    if cfg.stop_at_endmodule:
-        texts = [truncate_at_stop(t) for t in texts]
-    if cfg.stop_at_fence:
-        texts = [truncate_at_fence(t) for t in texts]
-    produced = int((generated != tokenizer.pad_token_id).sum()) if tokenizer.pad_token_id is not None \
-        else generated.numel()
-    return texts, produced
+    processors = LogitsProcessorList([sampler] if sampler is not None else [])
+    return model.generate(**enc, generation_config=gen_cfg, logits_processor=processors,
+                          stopping_criteria=StoppingCriteriaList(stops))
 
 
 def _eos_ids(model, tokenizer) -> list[int]:
@@ -184,7 +214,8 @@ class SeededSampler:
         self.temperature = temperature
         self.top_p = top_p
 
-    def __call__(self, input_ids, scores):
+    def draw(self, scores):
+        """One token id per row of ``scores`` [rows, vocab], each from its row's generator."""
         import torch
 
         probs = torch.softmax(scores.float() / self.temperature, dim=-1)
@@ -192,9 +223,18 @@ class SeededSampler:
             probs = _top_p_filter(probs, self.top_p)
         # Generators live on the CPU so draws are identical whatever device the model runs on.
         probs = probs.cpu()
-        chosen = torch.stack([torch.multinomial(row, 1, generator=g) for row, g in zip(probs, self.generators)])
+        chosen = torch.cat([torch.multinomial(row, 1, generator=g) for row, g in zip(probs, self.generators)])
+        return chosen.to(scores.device)
+
+    def keep(self, rows) -> None:
+        """Only ``rows`` (indices into the current rows) go on drawing (harness.decode drops the rest)."""
+        self.generators = [self.generators[i] for i in rows.tolist()]
+
+    def __call__(self, input_ids, scores):
+        import torch
+
         out = torch.full_like(scores, float("-inf"))
-        out.scatter_(1, chosen.to(scores.device), 0.0)
+        out.scatter_(1, self.draw(scores)[:, None], 0.0)
         return out
 
 

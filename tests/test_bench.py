@@ -83,8 +83,11 @@ def test_ranking_memory(tmp_path):
 def test_sampling_throughput(tmp_path, torch_one_thread):
     result = sampling_throughput.run(tmp_path, 1, **sampling_throughput.SCALES["tiny"])
     check_result(result, "sampling_throughput")
-    hf, vllm = result.rows
-    assert hf.project > 0 and hf.baseline > 0 and result.details["project_tokens"] > 0
+    hf, plain, vllm = result.rows
+    assert hf.project > 0 and hf.baseline > 0 and plain.baseline > 0 and result.details["project_tokens"] > 0
+    # the decode loop and the generate() path draw the same completions
+    assert result.details["identical_completions"] == result.details["completions"]
+    assert result.details["generate_path_tokens"] == result.details["project_tokens"]
     import torch
     if not torch.cuda.is_available():
         assert vllm.project is None and vllm.note == "skipped: no GPU"
