@@ -8,9 +8,9 @@ marker (or removes it when nothing but bookkeeping was written); only a finished
 the marker. The same command with the same RUN resumes such a folder (see `_open_run`).
 
 Samples come from ``--samples FILE``, from ``--model reference`` (each problem's reference as its
-completion: the harness's self-check), or from a model (`harness.model_eval`, the default), or through a
-generator hook: other code registers ``generate(problems, config) -> (samples, info)`` with `register_generator`, or passes it
-to `main_eval`; ``info`` (temperature, top_p, model id...) is merged into metrics.json.
+completion: the harness's self-check), or from a model (`harness.model_eval`, the default), or from a
+``generate(problems, config) -> (samples, info)`` passed to `main_eval`; ``info`` (temperature, top_p,
+model id...) is merged into metrics.json.
 """
 from __future__ import annotations
 
@@ -40,13 +40,6 @@ from verilog_tools.tools import check_simulator
 RESUMABLE_CHANGES = frozenset({"workers", "fail_under", "results_dir"})  # results stay the same
 MAX_TIMEOUT = 3600.0  # an hour per simulator step: far above any benchmark, finite for the timers
 GenerateSamples = Callable[[list, "EvalConfig"], "tuple[list[dict], dict]"]
-_generator: GenerateSamples | None = None
-
-
-def register_generator(generate: GenerateSamples | None) -> None:
-    """Install the function that turns ``--model`` into samples (None uninstalls it)."""
-    global _generator
-    _generator = generate
 
 
 @dataclass
@@ -149,7 +142,7 @@ def main_eval(argv: list[str], *, generate_samples: GenerateSamples | None = Non
     samples, info = _samples_before_run(config, all_problems, problems)
     if samples is None:
         require_prompts(problems)  # only a model needs descriptions to be prompted with
-    generate = generate_samples or _generator
+    generate = generate_samples
     if samples is None and generate is None:
         from harness.model_eval import generate_for_eval, resolve_model
         resolve_model(config.model)  # a bad MODEL fails here, before any run folder exists

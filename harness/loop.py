@@ -11,7 +11,7 @@ Ctrl-C loses at most the stage that was running):
     iter-00/eval/         held-out samples.jsonl, results.jsonl, metrics.json, ...
     iter-NN/candidates.jsonl   {"id", "instruction", "samples": [k-1 texts]} from the sampling model
     iter-NN/sample_stats.json  the sampler's measured throughput (eval/ has one too; see harness.compute)
-    iter-NN/scores.jsonl       candidates.jsonl contract rows (scored; the reference is one candidate)
+    iter-NN/scores.jsonl       {"id", "instruction", "header", "candidates": [k scored]}: the reference is one
     iter-NN/score_stats.json   syntax-valid rate, multi-module rate, mean Rouge-L, histogram; diagnostics
                                (score buckets, pass rate, informative groups) and instruction counts
     iter-NN/model/        full weights, or a LoRA adapter on the base model
@@ -227,14 +227,10 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _done(run: RunFolder, stage: str) -> bool:
-    return run.stage_done(stage)
-
-
 def prepare_data_stage(run: RunFolder, cfg: TrainConfig) -> None:
     from tasks.prepare import DataConfig, prepare_data
 
-    if _done(run, "data"):
+    if run.stage_done("data"):
         return
     dcfg = DataConfig(data=cfg.data, filter=cfg.filter, seed=cfg.data_seed, limit=cfg.limit or None,
                       workers=max(1, cfg.workers or os.cpu_count() or 1))
@@ -250,7 +246,7 @@ def base_model(run: RunFolder, cfg: TrainConfig) -> str:
         return cfg.model
     from harness.tiny_model import build_tiny_model
 
-    if not _done(run, "base-model"):
+    if not run.stage_done("base-model"):
         train = load_records(run, "train")
         corpus = [t for r in train for t in (r.instruction, r.reference)]
         with stage_dir(run, "base-model") as tmp:
@@ -277,7 +273,7 @@ def warmup_stage(run: RunFolder, cfg: TrainConfig, base: str) -> None:
     from harness import stages
 
     stage = f"{iter_dir(0)}/train"
-    if _done(run, stage) or cfg.warmup_epochs <= 0:
+    if run.stage_done(stage) or cfg.warmup_epochs <= 0:
         return
     groups = reference_groups(warmup_records(load_records(run, "train"), cfg),
                               lambda rec: stages.record_prompt(rec, cfg.train_prompt_style))
@@ -292,7 +288,7 @@ def eval_stage(run: RunFolder, cfg: TrainConfig, base: str, it: int) -> None:
     from harness import stages
 
     stage = f"{iter_dir(it)}/eval"
-    if _done(run, stage) or not cfg.eval_bench:
+    if run.stage_done(stage) or not cfg.eval_bench:
         return
     problems = stages.eval_problems(cfg, load_records(run, "heldout"))
     (run.path / iter_dir(it)).mkdir(exist_ok=True)
@@ -310,16 +306,16 @@ def iteration(run: RunFolder, cfg: TrainConfig, base: str, it: int) -> None:
     (run.path / d).mkdir(exist_ok=True)
     train = load_records(run, "train")
     records = iteration_subset(train, cfg, it)
-    if not _done(run, f"{d}/sample"):
+    if not run.stage_done(f"{d}/sample"):
         stages.sample_stage(cfg, base, weights_of(run, sampling_source(cfg, it)), records,
                             seed=cfg.seed * 1000 + it, out=run.path / d / "candidates.jsonl")
         run.mark_done(f"{d}/sample", [f"{d}/candidates.jsonl", f"{d}/sample_stats.json"])
-    if not _done(run, f"{d}/score"):
+    if not run.stage_done(f"{d}/score"):
         candidates = read_jsonl(run.path / d / "candidates.jsonl")
         stages.score_stage(cfg, records, candidates, run.path / d / "scores.jsonl",
                            run.path / d / "score_stats.json", instructions=instruction_counts(train, records, cfg))
         run.mark_done(f"{d}/score", [f"{d}/scores.jsonl", f"{d}/score_stats.json"])
-    if not _done(run, f"{d}/train"):
+    if not run.stage_done(f"{d}/train"):
         train_iteration(run, cfg, base, it)
 
 

@@ -28,7 +28,7 @@ what lets the trainer compute every p_i without gradients first, then back-propa
 a time (see ``harness.trainer``). At a hinge's kink (margin - (p_i - p_j) == 0) the subgradient taken
 is 0, like ``torch.relu``'s, so the closed form equals autograd everywhere.
 
-Data layout. ``build_ranking_dataset`` turns candidates.jsonl rows into one item per group. Inside a
+Data layout. ``build_ranking_dataset`` turns scores.jsonl rows into one item per group. Inside a
 group the candidates keep the row's order (harness.scoring writes sampled candidates first and the
 reference last) but nothing here depends on position: the reference is the candidate whose
 ``source`` is "reference", and exactly one is required. ``RankingCollator`` pads whole groups into
@@ -141,7 +141,7 @@ def build_ranking_dataset(candidate_rows: Iterable[dict], tokenizer,
                           format_example: Callable[[object, str, str], tuple[str, str]], *,
                           max_length: int | None = None, append_eos: bool = True, style: str = "module",
                           stats: dict | None = None) -> list[dict]:
-    """One training item per candidates.jsonl row: {"id", "candidates": [{"input_ids",
+    """One training item per scores.jsonl row: {"id", "candidates": [{"input_ids",
     "response_start", "score", "source"}]}, candidates in the row's order.
 
     The prompt and the response are tokenised separately and concatenated, so the response tokens are

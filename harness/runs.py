@@ -215,9 +215,6 @@ class RunFolder:
     def write_json(self, name: str, data: object) -> Path:
         return atomic_write_json(self.path / name, data)
 
-    def write_jsonl(self, name: str, rows) -> Path:
-        return atomic_write_jsonl(self.path / name, rows)
-
     def state(self) -> dict:
         return json.loads((self.path / "state.json").read_text())
 

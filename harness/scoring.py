@@ -18,10 +18,13 @@ unscorable (None), as a tool failure does.
 A tool that could not run (status ``infra_error``) makes a candidate unscorable: score None, which the
 loss leaves out of every pair. It is never turned into a 0.
 
-Output rows follow the candidates.jsonl contract. Candidate order: sampled candidates in sampling
+Output rows are scores.jsonl's: {"id", "instruction", "header", "candidates": [{"text", "source",
+"modules", "syntax_ok", "rouge_l", "score", "status"}]}. Candidate order: sampled candidates in sampling
 order, then the reference LAST; nothing downstream depends on this (harness.ranking finds the
 reference by ``source == "reference"``). ``text`` is the extracted Verilog (what gets ranked), or the
-raw completion when no code could be extracted. ``status`` is one of CANDIDATE_STATUSES.
+raw completion when no code could be extracted. ``status`` is ``reference``, ``multi_module``, ``ok``
+(compiled), or a `verilog_tools.status` category: the syntax check's (syntax_error, compile_error,
+timeout, ...) or, in functional and equivalence mode, the simulation's (pass, mismatch, ...).
 """
 from __future__ import annotations
 
@@ -36,10 +39,6 @@ from verilog_tools.config import option as _f
 
 MODES = ("paper", "functional", "equivalence")
 REFERENCE, MULTI_MODULE, COMPILED = "reference", "multi_module", "ok"
-# the syntax check's own statuses (syntax_error, compile_error, timeout, ...), the simulator's in
-# functional mode (pass, mismatch, ...), and these three
-CANDIDATE_STATUSES = (REFERENCE, MULTI_MODULE, COMPILED) + st.STATUSES
-
 
 
 @dataclass
@@ -92,7 +91,7 @@ class ScoreConfig:
 
 def score_groups(records, sampled_texts: list[list[str]], cfg: ScoreConfig, workers: int = 1,
                  limits=None) -> list[dict]:
-    """candidates.jsonl rows for ``records`` (TrainingRecord) and their raw sampled completions;
+    """scores.jsonl rows for ``records`` (TrainingRecord) and their raw sampled completions;
     ``limits`` (icarus.SimLimits or runner.Limits; None = defaults) caps every tool run."""
     from verilog_tools import checker, icarus
     from verilog_tools.text import count_modules

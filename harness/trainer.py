@@ -2,7 +2,8 @@
 
 Why SFTTrainer: it already does what this project needs around the loss (PEFT / QLoRA set-up from a
 ``peft_config``, adapters in bf16 on 4-bit models, activation offloading, averaged custom metrics in
-``log``), and ``RankingConfig`` stays an ordinary ``SFTConfig`` for the lead's wiring. Its dataset
+``log``), and ``RankingConfig`` is an ``SFTConfig`` plus the loss's fields, so ``harness.stages``
+builds it from the usual training arguments (learning rate, schedule, steps, precision). Its dataset
 preparation is skipped (``skip_prepare_dataset``): the data are groups of candidates built by
 ``harness.ranking.build_ranking_dataset`` and batched by ``RankingCollator``. TRL's base class
 (``trl.trainer.base_trainer._BaseTrainer``) is private, hence not used.

@@ -2,7 +2,6 @@
 
 Built-in ids: the four VerilogEval sets, ``rtllm-v2`` (RTLLM v2.0, `tasks.rtllm`), ``synthetic`` (the held-out split of the offline synthetic
 tasks) and ``file`` (a user's problems file in VerilogEval v1's JSONL format, ``PROBLEMS=path``).
-Other code may add ids with `register_benchmark`.
 """
 from __future__ import annotations
 
@@ -30,13 +29,6 @@ _REGISTRY: dict[str, Loader] = {
     "synthetic": _synthetic,
     "rtllm-v2": lambda: rtllm.load_rtllm_v2(fetch.dataset_dir("rtllm-v2")),
 }
-
-
-def register_benchmark(bench_id: str, loader: Loader) -> None:
-    """Make ``bench_id`` loadable; ``loader()`` returns its problems. Re-registering replaces."""
-    if not bench_id or bench_id == FILE_BENCH:
-        raise ValueError(f"benchmark id {bench_id!r} is reserved or empty")
-    _REGISTRY[bench_id] = loader
 
 
 def known_benchmarks() -> list[str]:

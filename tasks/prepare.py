@@ -80,10 +80,6 @@ class PreparedData:
     hashes: dict[str, str]
     summary: dict
 
-    @property
-    def train_path(self) -> Path:
-        return self.files["train"]
-
 
 def prepare_data(cfg: DataConfig, out_dir: str | Path) -> PreparedData:
     """Build the data set described by ``cfg`` into ``out_dir`` (created if needed)."""

@@ -46,7 +46,7 @@ def test_stages_and_markers(tmp_path):
     assert not run.stage_done("sample") and not run.complete
     with pytest.raises(RuntimeError, match="not written yet"):
         run.mark_done("sample", ["candidates.jsonl"])
-    run.write_jsonl("candidates.jsonl", [{"id": 1}])
+    run.write_text("candidates.jsonl", '{"id": 1}\n')
     run.mark_done("sample", ["candidates.jsonl"])
     assert run.stage_done("sample")
     run.release()
