@@ -59,17 +59,3 @@ def format_example(tokenizer, instruction: str, response: str) -> tuple[str, str
 def encode_prompt(tokenizer, text: str) -> list[int]:
     """Token ids of a formatted prompt; BOS is not added a second time when the text already has it."""
     return tokenizer(text, add_special_tokens=False)["input_ids"]
-
-
-def encode_example(tokenizer, instruction: str, response: str) -> tuple[list[int], int]:
-    """(input_ids, prompt_length) for training: prompt tokens followed by response + EOS tokens.
-
-    The two parts are tokenized separately and concatenated, exactly as at sampling time (prompt tokens,
-    then generated tokens), so a BPE merge across the boundary can never make training see a token
-    sequence sampling would not produce. Mask the loss on input_ids[:prompt_length].
-    """
-    prompt_ids = encode_prompt(tokenizer, format_prompt(tokenizer, instruction))
-    response_ids = tokenizer(response, add_special_tokens=False)["input_ids"]
-    if tokenizer.eos_token_id is not None:
-        response_ids = response_ids + [tokenizer.eos_token_id]
-    return prompt_ids + response_ids, len(prompt_ids)

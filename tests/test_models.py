@@ -11,7 +11,7 @@ pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
 from harness.models import ModelConfig, load_model, load_tokenizer, save_adapter_or_model  # noqa: E402
-from harness.prompting import PLAIN_TEMPLATE, encode_example, format_example, format_prompt  # noqa: E402
+from harness.prompting import PLAIN_TEMPLATE, format_example, format_prompt  # noqa: E402
 from harness.tiny_model import build_tiny_model  # noqa: E402
 from verilog_tools.errors import UserError  # noqa: E402
 
@@ -93,15 +93,6 @@ def test_format_prompt_plain_without_chat_template(tiny):
     assert format_prompt(tokenizer, "Build it.") == "<s>" + PLAIN_TEMPLATE.format(instruction="Build it.")
     prompt, full = format_example(tokenizer, "Build it.", "assign y = a;\nendmodule")
     assert full == prompt + "assign y = a;\nendmodule</s>"
-
-
-def test_encode_example_is_prompt_tokens_then_response_and_eos(tiny):
-    tokenizer = load_tokenizer(ModelConfig(str(tiny)))
-    ids, prompt_len = encode_example(tokenizer, "Build it.", "assign y = a;")
-    prompt_ids = tokenizer(format_prompt(tokenizer, "Build it."), add_special_tokens=False)["input_ids"]
-    assert ids[:prompt_len] == prompt_ids
-    assert ids[-1] == tokenizer.eos_token_id
-    assert tokenizer.decode(ids[prompt_len:-1]) == "assign y = a;"
 
 
 def test_pad_token_falls_back_to_eos(tiny, tmp_path):

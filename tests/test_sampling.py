@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
 from harness.models import ModelConfig, load_model, load_tokenizer  # noqa: E402
-from harness.prompting import encode_example, format_prompt  # noqa: E402
+from harness.prompting import encode_prompt, format_prompt  # noqa: E402
 from harness.sampling import (  # noqa: E402
     SamplingConfig, completion_seed, sample_completions, truncate_at_stop)
 from harness.tiny_model import build_tiny_model  # noqa: E402
@@ -23,6 +23,14 @@ ANSWERS = {
 
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
+
+def encode_example(tokenizer, instruction: str, response: str) -> tuple[list[int], int]:
+    """(input_ids, prompt_length): the prompt's tokens, then the response's and EOS, tokenised apart as
+    the model sees them when sampling (prompt tokens, then generated ones)."""
+    prompt_ids = encode_prompt(tokenizer, format_prompt(tokenizer, instruction))
+    response_ids = tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    return prompt_ids + response_ids, len(prompt_ids)
 
 
 @pytest.fixture(scope="module")
