@@ -40,6 +40,11 @@ def _logits(hidden, weight32, bias32):
     return torch.nn.functional.linear(hidden.to(weight32.dtype), weight32, bias32)
 
 
+def _no_autocast(tensor):
+    """A region where autocast is off on ``tensor``'s device (it would run the float32 matmuls in bf16)."""
+    return torch.autocast(device_type=tensor.device.type, enabled=False)
+
+
 def _float32(tensor):
     if tensor is None:
         return None
@@ -52,6 +57,11 @@ class HeadLogprobs(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, hidden, weight, bias, targets, chunk: int):
+        with _no_autocast(hidden):  # float32 logits under a bf16 autocast too (the GPU trainer's)
+            return HeadLogprobs._forward(ctx, hidden, weight, bias, targets, chunk)
+
+    @staticmethod
+    def _forward(ctx, hidden, weight, bias, targets, chunk: int):
         weight32, bias32 = _float32(weight), _float32(bias)
         picked = torch.empty(targets.shape[0], dtype=weight32.dtype, device=hidden.device)
         lse = torch.empty_like(picked)
@@ -68,6 +78,11 @@ class HeadLogprobs(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out):
+        with _no_autocast(grad_out):  # the two-pass gradient runs backward inside the autocast region
+            return HeadLogprobs._backward(ctx, grad_out)
+
+    @staticmethod
+    def _backward(ctx, grad_out):
         hidden, weight, bias, targets, lse = ctx.saved_tensors
         need_hidden, need_weight, need_bias = ctx.needs_input_grad[:3]
         weight32, bias32 = _float32(weight), _float32(bias)

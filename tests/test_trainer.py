@@ -261,3 +261,23 @@ def test_gradient_checkpointing_gives_the_same_split_gradient(tmp_path):
         grads.append(_grads(model))
     for name in grads[0]:
         torch.testing.assert_close(grads[1][name], grads[0][name], atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_chunked_logprobs_stay_float32_under_autocast():
+    """The GPU trainer runs the forward, and the two-pass gradient its backward, inside a bf16 autocast
+    region: the chunked log-softmax must still compute float32 logits and gradients (an H200 gpu-check
+    failed here: a bf16 matmul's output met a float32 scatter_add_)."""
+    from harness.logprobs import HeadLogprobs
+
+    torch.manual_seed(0)
+    targets, hidden0, weight0 = torch.randint(0, 40, (9,)), torch.randn(9, 16), torch.randn(40, 16)
+    results = []
+    for autocast in (False, True):
+        hidden, weight = hidden0.clone().requires_grad_(), weight0.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            logp = HeadLogprobs.apply(hidden, weight, None, targets, 4)
+            logp.sum().backward()
+        assert logp.dtype == torch.float32
+        results.append((logp.detach(), hidden.grad, weight.grad))
+    for plain, autocast in zip(*results):
+        torch.testing.assert_close(autocast, plain, atol=1e-6, rtol=1e-6)
