@@ -76,14 +76,22 @@ def verdict(diff: dict, plan) -> str:
     return f"cannot tell: the {ci} holds both 0 and +{ref:.3f}; {more}"
 
 
+def evaluated(cfg, arms) -> list[int]:
+    """The iterations every arm evaluated (0, every ``eval_every``-th and the last)."""
+    from harness.experiment_config import train_config
+
+    its = [set(train_config(cfg, a).evaluated_iterations()) for a in arms]
+    return sorted(set.intersection(*its))
+
+
 def load_values(run_dir: Path, cfg, arms, donor_of: dict, last: int) -> dict:
-    """{(score, arm, kind, iteration): PerSeed} for kind 'sampled' (every iteration) and 'greedy'."""
+    """{(score, arm, kind, iteration): PerSeed} for kind 'sampled' (every evaluated iteration) and 'greedy'."""
     from harness.experiment import greedy_dir
 
     by_key: dict = {}
     for a in arms:  # arm_runs order: seeds outermost, so each list follows cfg.seeds
         d = run_dir / "arms" / a.name
-        for it in range(last + 1):
+        for it in evaluated(cfg, arms):
             by_key.setdefault((a.score, a.arm, "sampled", it), []).append(problem_values(d / f"iter-{it:02d}" / "eval"))
         if cfg.greedy:
             for it, source in ((0, donor_of[a.name]), (last, a.name)):
@@ -114,7 +122,7 @@ def analyse(run_dir: Path, cfg, arms, donor_of: dict, last: int) -> dict:
     for score in cfg.scores:
         v = lambda arm, kind, it: values[(score, arm, kind, it)]  # noqa: E731
         per_arm = {arm: {kind: {it: mean_interval(v(arm, kind, it), plan) for it in
-                                (range(last + 1) if kind == "sampled" else (0, last))} for kind in kinds}
+                                (evaluated(cfg, arms) if kind == "sampled" else (0, last))} for kind in kinds}
                    for arm in cfg.arms}
         change = {arm: mean_interval(paired(v(arm, "sampled", last), v(arm, "sampled", 0), f"{arm} last vs 0"), plan)
                   for arm in cfg.arms}
@@ -162,7 +170,7 @@ def score_section(score: str, result: dict, cfg, last: int, plot: str | None) ->
     secondary = md_table(["comparison (secondary)", "difference [paired bootstrap CI]", "t-interval over seeds"],
                          [[name, _ci(e, True), _t(e)] for name, e in result["secondary"].items()])
     per_it = md_table(["iteration", *arms], [[it, *(_ci(result["arms"][a]["sampled"][it]) for a in arms)]
-                                             for it in range(last + 1)])
+                                             for it in sorted(result["arms"][arms[0]]["sampled"])])
     parts = [f"## Score `{score}`", primary, f"**Verdict ({plan.treatment} vs {plan.control}, score {score}):** "
              f"{p['verdict']}.", md_table(header, arm_rows), secondary,
              f"Held-out pass@1 per iteration (estimate [{plan.confidence:.0%} bootstrap CI]):", per_it,
@@ -186,7 +194,7 @@ def plot_score(run_dir: Path, score: str, result: dict, cfg, last: int) -> str |
     from harness.plots import plot_per_iteration
 
     name = f"experiment_pass_at_1_{score}.png"
-    its = list(range(last + 1))
+    its = sorted(result["arms"][cfg.plan.treatment]["sampled"])
     boots = {a: [result["arms"][a]["sampled"][it]["bootstrap"] for it in its] for a in cfg.arms}
     try:
         path = plot_per_iteration(run_dir / name, {a: (its, [b["estimate"] for b in bs]) for a, bs in boots.items()},

@@ -353,7 +353,8 @@ def run_iterations(run: RunFolder, cfg: TrainConfig) -> dict:
     write_summary(run, cfg)
     for it in range(1, cfg.iters + 1):
         iteration(run, cfg, base, it)
-        eval_stage(run, cfg, base, it)
+        if it in cfg.evaluated_iterations():
+            eval_stage(run, cfg, base, it)
         write_summary(run, cfg)
         log.info("iteration %d done", it)
     return write_summary(run, cfg)

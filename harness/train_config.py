@@ -94,6 +94,7 @@ class TrainConfig:
     eval_n: int = _f(4, "samples per held-out problem")
     eval_temperature: float = _f(0.2, "sampling temperature for evaluation")
     eval_limit: int = _f(0, "evaluate only the first N held-out problems (0 = all); marked as a smoke run")
+    eval_every: int = _f(1, "evaluate after iteration 0, every N-th iteration and the last (1 = every one)")
     limit: int = _f(0, "use only the first N training instructions (0 = all); marked as a smoke run")
     seed: int = _f(0, "seed of training and sampling (weights' initialisation, data order, iteration "
                       "subsets, candidates, evaluation samples); the data come from data_seed")
@@ -132,6 +133,7 @@ class TrainConfig:
             ("top_p", 0 < self.top_p <= 1, "in (0, 1]"),
             ("temperature", self.temperature > 0, "> 0"),
             ("eval_n", self.eval_n >= 1, ">= 1"),
+            ("eval_every", self.eval_every >= 1, "an integer >= 1 (1 = every iteration)"),
             ("eval_temperature", self.eval_temperature >= 0, ">= 0 (0 = greedy)"),
             ("alpha", self.alpha >= 0, ">= 0"),
             ("margin", self.margin >= 0, ">= 0"),
@@ -192,6 +194,10 @@ class TrainConfig:
             return gb // n, ga
         raise UserError(f"gpus={n} must divide gradient_accumulation_steps={ga} or groups_per_batch={gb} "
                         "so that every GPU count trains with the same optimiser batch; change one of them")
+
+    def evaluated_iterations(self) -> list[int]:
+        """The iterations whose model is evaluated on the held-out benchmark (``eval_every``)."""
+        return [it for it in range(self.iters + 1) if it % self.eval_every == 0 or it == self.iters]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -5,6 +5,8 @@ here they are replaced by small scripts so the driver is tested in seconds.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import sys
 from pathlib import Path
@@ -58,7 +60,9 @@ def test_arm_command_lines_differ_only_in_mode_and_filter(tmp_path):
 
 def test_jobs_default_to_one_arm_per_torch_thread_and_one_on_gpu_presets(monkeypatch):
     monkeypatch.setattr(ablation.os, "cpu_count", lambda: 2)
-    assert ablation.auto_jobs(AblationConfig(), load_config("tiny-cpu")) == 2
+    one_thread = dataclasses.replace(load_config("tiny-cpu"), torch_threads=1)
+    assert ablation.auto_jobs(AblationConfig(), one_thread) == 2
+    assert ablation.auto_jobs(AblationConfig(), load_config("tiny-cpu")) == 1  # the preset's 2 threads each
     assert ablation.auto_jobs(AblationConfig(jobs=9), load_config("tiny-cpu")) == 4
     assert ablation.auto_jobs(AblationConfig(preset="paper"), load_config("paper")) == 1
     with pytest.raises(UserError, match="jobs"):

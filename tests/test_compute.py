@@ -29,9 +29,9 @@ def test_tiny_cpu_counts_and_its_warm_start():
     cfg = load_config("tiny-cpu")
     est = compute.estimate(cfg)
     it, warm = est["iteration"], est["warm_start"]
-    assert est["training_instructions"] == 1960 and it["instructions"] == 96 and it["sampled"] == 288
-    assert it["gen_tokens_max"] == 288 * 240 and it["eval_problems"] == 200 and it["eval_completions"] == 200
-    assert warm["train_sequences"] == 1960 * 2 and warm["sampled"] == 0
+    assert est["training_instructions"] == 1960 and it["instructions"] == 64 and it["sampled"] == 192
+    assert it["gen_tokens_max"] == 192 * 240 and it["eval_problems"] == 200 and it["eval_completions"] == 200
+    assert warm["train_sequences"] == 1200 * 2 and warm["sampled"] == 0  # warmup_limit 1200, 2 epochs
     assert est["rates"].sample_tps.value == 800 and not est["rates"].sample_tps.measured
     assert "CPU hours" in compute.describe_plan(cfg)
 
@@ -44,7 +44,7 @@ def test_more_gpus_shorten_the_wall_time_not_the_gpu_hours():
 
 def test_functional_scoring_adds_testbench_simulations():
     it = compute.estimate(load_config("tiny-cpu", overrides={"score": "functional"}))["iteration"]
-    assert it["testbench_sims"] == it["syntax_checks"] == 288
+    assert it["testbench_sims"] == it["syntax_checks"] == 192
 
 
 def test_a_data_file_is_counted_and_limit_applies(tmp_path):

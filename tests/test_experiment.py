@@ -285,3 +285,18 @@ def test_the_verdict_follows_the_pre_registered_rule(low, high, per_seed, start)
     assert text.startswith(start)
     if start == "cannot tell":   # sd 0.0764: t-interval half-width 0.025 needs 39 seeds
         assert "about 39 seeds" in text
+
+
+def test_eval_every_leaves_out_the_iterations_between(fake_arms):
+    """eval_every 2 over 3 iterations: the analysis reads iterations 0, 2 and 3 only."""
+    from harness.train_config import TrainConfig
+
+    assert TrainConfig(iters=3, eval_every=2).evaluated_iterations() == [0, 2, 3]
+    assert TrainConfig(iters=2, eval_every=5).evaluated_iterations() == [0, 2]
+    tmp = fake_arms
+    argv = ["--experiment", _experiment_file(tmp, train={"iters": 3, "eval_every": 2}), "--run", "e2",
+            "--results-dir", str(tmp), "--jobs", "2"]
+    assert main_experiment(argv) == 0
+    result = json.loads((tmp / "e2" / "experiment.json").read_text())
+    assert set(result["scores"]["paper"]["arms"]["iterative"]["sampled"]) == {"0", "2", "3"}
+    assert result["scores"]["paper"]["primary"]["iteration"] == 3
