@@ -249,6 +249,7 @@ def eval_stage(cfg: TrainConfig, base: str, weights: str | None, problems: list[
     from tasks.evaluate import evaluate
     from tasks.reports import write_outcome
     from tasks.samples import write_samples
+    from verilog_tools.icarus import SimLimits
 
     scfg = SamplingConfig(num_samples=cfg.eval_n, temperature=cfg.eval_temperature, top_p=cfg.top_p,
                           max_new_tokens=cfg.max_new_tokens, batch_size=cfg.sample_batch_size, seed=seed)
@@ -256,7 +257,8 @@ def eval_stage(cfg: TrainConfig, base: str, weights: str | None, problems: list[
     samples = sample_rows(problems, texts)
     write_samples(out / "samples.jsonl", samples)
     ks = tuple(k for k in (1, 5, 10) if k <= cfg.eval_n)
-    outcome = evaluate(problems, samples, workers=workers(cfg), ks=ks, progress=True)
+    limits = SimLimits(sim_wall_seconds=cfg.eval_sim_seconds, cpu_seconds=cfg.eval_sim_seconds)
+    outcome = evaluate(problems, samples, workers=workers(cfg), ks=ks, progress=True, limits=limits)
     outcome.metrics.update(temperature=cfg.eval_temperature, top_p=cfg.top_p, n=cfg.eval_n,
                            smoke=bool(cfg.eval_limit), benchmark=cfg.eval_bench)
     write_outcome(outcome, out)

@@ -94,6 +94,8 @@ class TrainConfig:
     eval_n: int = _f(4, "samples per held-out problem")
     eval_temperature: float = _f(0.2, "sampling temperature for evaluation")
     eval_limit: int = _f(0, "evaluate only the first N held-out problems (0 = all); marked as a smoke run")
+    eval_sim_seconds: float = _f(60.0, "wall-clock and CPU limit (s) of each held-out compile and simulation "
+                                       "step; a sample that runs longer is a timeout")
     eval_every: int = _f(1, "evaluate after iteration 0, every N-th iteration and the last (1 = every one)")
     limit: int = _f(0, "use only the first N training instructions (0 = all); marked as a smoke run")
     seed: int = _f(0, "seed of training and sampling (weights' initialisation, data order, iteration "
@@ -133,6 +135,7 @@ class TrainConfig:
             ("top_p", 0 < self.top_p <= 1, "in (0, 1]"),
             ("temperature", self.temperature > 0, "> 0"),
             ("eval_n", self.eval_n >= 1, ">= 1"),
+            ("eval_sim_seconds", self.eval_sim_seconds > 0, "> 0 seconds"),
             ("eval_every", self.eval_every >= 1, "an integer >= 1 (1 = every iteration)"),
             ("eval_temperature", self.eval_temperature >= 0, ">= 0 (0 = greedy)"),
             ("alpha", self.alpha >= 0, ">= 0"),
