@@ -79,7 +79,7 @@ EVAL_FLAGS = $(call flag,--bench,$(BENCH)) $(call flag,--samples,$(SAMPLES)) $(c
   $(call flag,--max-line-bytes,$(MAX_LINE_BYTES)) $(call flag,--limit,$(LIMIT)) $(if $(filter 1 yes true,$(ALLOW_MISSING)),--allow-missing,) \
   $(call flag,--temperature,$(TEMPERATURE)) $(call flag,--top-p,$(TOP_P)) $(call flag,--seed,$(SEED))
 
-# Sharding and API models (MODEL=openai:<name>); see README "Sharded evaluation" and "API models".
+# Sharding and API models (MODEL=openai:<name>); see docs/evaluation.md ("API models, shards").
 EVAL_FLAGS += $(call flag,--shard,$(SHARD)) $(call flag,--template,$(TEMPLATE)) \
   $(call flag,--concurrency,$(CONCURRENCY)) $(call flag,--retries,$(RETRIES)) $(call flag,--api-cache,$(API_CACHE)) \
   $(call flag,--max-new-tokens,$(MAX_NEW_TOKENS)) $(call flag,--results-dir,$(RESULTS_DIR))

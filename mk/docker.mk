@@ -28,7 +28,7 @@ DOCKER_DATA_ENV ?= VERILOG_EVAL_V1_DIR VERILOG_EVAL_V2_DIR RTLCODER_SMALL_DIR RT
 DOCKER_USER ?= $(if $(filter 0,$(shell id -u)),10001:10001,$(shell id -u):$(shell id -g))
 # The container as a sandbox: a read-only root, no capabilities, no privilege gain. Docker's default
 # seccomp profile forbids the user namespaces that bubblewrap (the simulators' containment) needs, so it
-# is lifted; every other layer stays (see README, Docker).
+# is lifted; every other layer stays (see docs/docker.md).
 DOCKER_SECURITY ?= --read-only --tmpfs /tmp:rw,exec,nosuid,nodev --cap-drop ALL \
   --security-opt no-new-privileges --security-opt seccomp=unconfined
 # Extra `docker run` options (e.g. --shm-size=16g for multi-worker data loading).
