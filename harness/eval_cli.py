@@ -5,7 +5,7 @@ WORKERS, TIMEOUT, MAX_LINE_BYTES, ALLOW_MISSING, LIMIT). Everything the user gav
 (benchmark, problems file, samples file, task ids, simulator) before a run folder is created, so bad
 input leaves no folder behind. After that, a failure leaves the folder with its ``.incomplete``
 marker (or removes it when nothing but bookkeeping was written); only a finished evaluation drops
-the marker. The same command with the same RUN resumes such a folder (see `_open_run`).
+the marker. The same command with the same RUN resumes such a folder (`_folder_options`).
 
 Samples come from ``--samples FILE``, from ``--model reference`` (each problem's reference as its
 completion: the harness's self-check), or from a model (`harness.model_eval`, the default), or from a
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from harness.provenance import eval_provenance, known_failure_lines
 from harness.report import try_build_report
-from harness.runs import RunFolder, write_manifest
+from harness.runs import RunFolder, run_folder, write_manifest
 from tasks.benchmarks import known_benchmarks, load_benchmark
 from tasks.evaluate import check_ids, evaluate
 from tasks.fetch import data_hash
@@ -148,11 +148,7 @@ def main_eval(argv: list[str], *, generate_samples: GenerateSamples | None = Non
         resolve_model(config.model)  # a bad MODEL fails here, before any run folder exists
         generate = generate_for_eval
     check_simulator()  # a missing simulator is reported before any folder exists
-    run = _open_run(config)
-    try:
-        if not (run.path / "manifest.json").is_file():
-            write_manifest(run, config.to_dict(), data_hashes={config.bench: data_hash(problems)},
-                           argv=["eval", *argv])
+    with run_folder(config.results_dir, config.run, "eval", **_folder_options(config, problems, argv)) as run:
         if run.stage_done("samples"):  # resuming: the samples this run started with
             samples = read_samples(run.path / "samples.jsonl", max_line_bytes=config.max_line_bytes)
             info = run.state()["stages"]["samples"].get("details", info)
@@ -172,12 +168,6 @@ def main_eval(argv: list[str], *, generate_samples: GenerateSamples | None = Non
             provenance = eval_provenance(config, problems, outcome.results, whole_hash)
             outcome.metrics.update({k: v for k, v in provenance.items() if k not in outcome.metrics})
             run.mark_done("eval", write_outcome(outcome, run.path))
-    except BaseException as exc:
-        if not run.abandon() and isinstance(exc, KeyboardInterrupt):
-            print(f"eval interrupted: {run.path} keeps its samples; resume it with --run {run.path.name} "
-                  f"(RUN={run.path.name})", file=sys.stderr)
-        raise
-    run.finish()
     try_build_report(run.path)  # report.md beside metrics.json; a failure only warns
     metrics = json.loads((run.path / "metrics.json").read_text())
     print(summary_table(metrics))
@@ -187,22 +177,19 @@ def main_eval(argv: list[str], *, generate_samples: GenerateSamples | None = Non
     return _exit_code(config, metrics)
 
 
-def _open_run(config: EvalConfig) -> RunFolder:
-    """A new run folder, or the unfinished one that ``--run`` names, reopened with the same config.
+def _folder_options(config: EvalConfig, problems: list, argv: list[str]) -> dict:
+    """How `run_folder` opens an eval run: a new folder, or the unfinished one that ``--run`` names,
+    reopened with the same config.
 
     An eval run stopped by Ctrl-C, a crash or a kill keeps its ``.incomplete`` marker; the same
     command resumes it, keeping its samples (generated ones are not sampled again) and redoing the
     evaluation if it had not finished. A finished run is never touched.
     """
-    name = config.run
-    path = Path(config.results_dir) / name if name else None
-    if path is None or "/" in name or name.startswith(".") or not path.is_dir():
-        return RunFolder.create(config.results_dir, name, "eval")  # also refuses bad names
-    if not (path / ".incomplete").exists():
-        raise UserError(f"run folder {path} already exists and is finished; choose another RUN name "
-                        f"or delete the folder")
-    defaults = {f.name: f.default for f in fields(EvalConfig)}
-    return RunFolder.resume(path, "eval", config.to_dict(), defaults, RESUMABLE_CHANGES)
+    return {"config": config.to_dict(), "defaults": {f.name: f.default for f in fields(EvalConfig)},
+            "may_change": RESUMABLE_CHANGES, "reopen_finished": False,
+            "manifest": lambda run: write_manifest(run, config.to_dict(),
+                                                   data_hashes={config.bench: data_hash(problems)},
+                                                   argv=["eval", *argv])}
 
 
 def _samples_before_run(config: EvalConfig, all_problems: list, problems: list):
