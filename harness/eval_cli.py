@@ -73,40 +73,43 @@ class EvalConfig:
     api_cache: str | None = field(default=None, metadata={"help": "completion cache (SQLite) for MODEL=openai:<name>; default $ITERTL_CACHE/api-completions.sqlite (API_CACHE)"})
 
     def __post_init__(self) -> None:
-        self.shard_spec = parse_shard(self.shard)
+        try:
+            self.shard_spec = parse_shard(self.shard)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
         if self.concurrency < 1 or self.retries < 0:
-            raise ValueError(f"concurrency/retries: need concurrency >= 1 and retries >= 0, "
-                             f"got {self.concurrency}/{self.retries}")
+            raise UserError(f"concurrency/retries: need concurrency >= 1 and retries >= 0, "
+                            f"got {self.concurrency}/{self.retries}")
         from harness.api_sampler import TEMPLATES
         if self.template not in TEMPLATES:
-            raise ValueError(f"template: unknown prompt template {self.template!r}; known: {', '.join(TEMPLATES)}")
+            raise UserError(f"template: unknown prompt template {self.template!r}; known: {', '.join(TEMPLATES)}")
         if self.problems and self.bench == EvalConfig.bench:
             self.bench = "file"
         if self.bench not in known_benchmarks():
-            raise ValueError(f"bench: unknown benchmark {self.bench!r}; allowed: {', '.join(known_benchmarks())}")
+            raise UserError(f"bench: unknown benchmark {self.bench!r}; allowed: {', '.join(known_benchmarks())}")
         if (self.samples is None) == (self.model is None):
-            raise ValueError("samples/model: give exactly one of --samples FILE or --model NAME")
+            raise UserError("samples/model: give exactly one of --samples FILE or --model NAME")
         try:
             self.ks = tuple(sorted({int(x) for x in self.k.split(",") if x.strip()}))
         except ValueError:
-            raise ValueError(f"k: expected comma-separated positive integers like 1,5,10, got {self.k!r}") from None
+            raise UserError(f"k: expected comma-separated positive integers like 1,5,10, got {self.k!r}") from None
         if not self.ks or self.ks[0] < 1:
-            raise ValueError(f"k: expected comma-separated positive integers like 1,5,10, got {self.k!r}")
+            raise UserError(f"k: expected comma-separated positive integers like 1,5,10, got {self.k!r}")
         if self.fail_under is not None and not 0.0 <= self.fail_under <= 1.0:
-            raise ValueError(f"fail_under: a fraction between 0 and 1, got {self.fail_under}")
+            raise UserError(f"fail_under: a fraction between 0 and 1, got {self.fail_under}")
         if self.n < 1 or self.max_new_tokens < 1:
-            raise ValueError(f"n/max_new_tokens: positive integers, got {self.n}/{self.max_new_tokens}")
+            raise UserError(f"n/max_new_tokens: positive integers, got {self.n}/{self.max_new_tokens}")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
-            raise ValueError(f"temperature/top_p: need temperature >= 0 and 0 < top_p <= 1, "
-                             f"got {self.temperature}/{self.top_p}")
+            raise UserError(f"temperature/top_p: need temperature >= 0 and 0 < top_p <= 1, "
+                            f"got {self.temperature}/{self.top_p}")
         for name in ("workers", "limit"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise ValueError(f"{name}: a positive integer, got {value}")
+                raise UserError(f"{name}: a positive integer, got {value}")
         if self.timeout is not None and not 0 < self.timeout <= MAX_TIMEOUT:  # NaN fails this too
-            raise ValueError(f"timeout: a number of seconds in (0, {MAX_TIMEOUT:g}], got {self.timeout}")
+            raise UserError(f"timeout: a number of seconds in (0, {MAX_TIMEOUT:g}], got {self.timeout}")
         if self.max_line_bytes < 1:
-            raise ValueError(f"max_line_bytes: a positive integer, got {self.max_line_bytes}")
+            raise UserError(f"max_line_bytes: a positive integer, got {self.max_line_bytes}")
 
     def limits(self) -> Limits | None:
         return None if self.timeout is None else Limits(wall_seconds=self.timeout, cpu_seconds=self.timeout)
@@ -127,10 +130,7 @@ def parse_args(argv: list[str]) -> EvalConfig:
         else:
             parser.add_argument(flag, type=types.get(f.name, str), default=f.default, help=f.metadata["help"])
     args = parser.parse_args(argv)
-    try:
-        return EvalConfig(**vars(args))
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    return EvalConfig(**vars(args))
 
 
 def main_eval(argv: list[str], *, generate_samples: GenerateSamples | None = None) -> int:
