@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness.mdtable import md_table
-from harness.runs import RunFolder, write_manifest
+from harness.runs import RunFolder, run_folder, write_manifest
 from harness.train_config import load_config
 from verilog_tools.config import option as _f
 from verilog_tools.errors import UserError
@@ -271,20 +271,11 @@ def minutes(value: float | None) -> str:
     return "unknown (an arm's manifest lacks its times)" if value is None else f"{value:.1f} min"
 
 
-def open_ablation(cfg: AblationConfig, results_dir: str, name: str | None) -> RunFolder:
-    path = Path(results_dir) / name if name else None
-    if path is None or not path.exists():
-        run = RunFolder.create(results_dir, name, "ablation")
-        write_manifest(run, asdict(cfg), seeds={"seed": cfg.seed}, argv=["ablation", *sys.argv[2:]])
-        return run
-    manifest = path / "manifest.json"
-    old = json.loads(manifest.read_text()).get("config") if manifest.is_file() else None
-    if old != asdict(cfg):
-        raise UserError(f"{path} was started with another ablation config ({old}); use a new RUN name "
-                        f"or the original settings")
-    run = RunFolder.open(path)
-    (run.path / ".incomplete").touch()
-    return run
+def folder_options(cfg: AblationConfig) -> dict:
+    """How `run_folder` opens an ablation: a new folder, or the same RUN again with the same config."""
+    return {"config": asdict(cfg),
+            "manifest": lambda run: write_manifest(run, asdict(cfg), seeds={"seed": cfg.seed},
+                                                   argv=["ablation", *sys.argv[2:]])}
 
 
 def main_ablation(argv: list[str]) -> int:
@@ -300,18 +291,13 @@ def main_ablation(argv: list[str]) -> int:
     cfg = AblationConfig(**{k: getattr(args, k) for k in fields if getattr(args, k) is not None})
     train_cfg = load_config(cfg.preset, cfg.config, cfg.overrides())  # a broken config fails here, not in 4 arms
     jobs = auto_jobs(cfg, train_cfg)
-    run = open_ablation(cfg, args.results_dir, args.run)
-    try:
+    with run_folder(args.results_dir, args.run, "ablation", **folder_options(cfg)) as run:
         failed = run_arms(cfg, run.path / "arms", jobs, total_stages=4 + 4 * train_cfg.iters)
         if failed:
             name, code = next(iter(failed.items()))
             raise UserError(f"ablation arm {name} failed (exit {code}); see {run.path / 'arms' / f'{name}.log'}, "
                             f"fix it and rerun the same command (RUN={run.path.name}) to resume")
         table = write_results(run, cfg, jobs)
-    except BaseException:
-        run.release()
-        raise
-    run.finish()
     print(table)
     print(f"ablation folder: {run.path}")
     return 0

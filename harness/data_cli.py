@@ -91,17 +91,12 @@ def equivalence_precheck(prepared: PreparedData, workers: int) -> dict[str, int]
 
 
 def _prepare_in_run_folder(cfg: DataConfig, name: str | None, root: str, argv: list[str]) -> PreparedData:
-    from harness.runs import RunFolder, write_manifest
+    from harness.runs import run_folder, write_manifest
 
-    run = RunFolder.create(root, name, "data")
-    try:
+    with run_folder(root, name, "data") as run:
         prepared = prepare_data(cfg, run.path)
         write_manifest(run, dataclasses.asdict(cfg), prepared.hashes, {"split": cfg.seed}, ["data", *argv])
         run.mark_done("data", sorted(path.name for path in prepared.files.values()))
-    except BaseException:
-        run.abandon()
-        raise
-    run.finish()
     return prepared
 
 

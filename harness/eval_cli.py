@@ -5,7 +5,7 @@ WORKERS, TIMEOUT, MAX_LINE_BYTES, ALLOW_MISSING, LIMIT). Everything the user gav
 (benchmark, problems file, samples file, task ids, simulator) before a run folder is created, so bad
 input leaves no folder behind. After that, a failure leaves the folder with its ``.incomplete``
 marker (or removes it when nothing but bookkeeping was written); only a finished evaluation drops
-the marker. The same command with the same RUN resumes such a folder (see `_open_run`).
+the marker. The same command with the same RUN resumes such a folder (`_folder_options`).
 
 Samples come from ``--samples FILE``, from ``--model reference`` (each problem's reference as its
 completion: the harness's self-check), or from a model (`harness.model_eval`, the default), or from a
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from harness.provenance import eval_provenance, known_failure_lines
 from harness.report import try_build_report
-from harness.runs import RunFolder, write_manifest
+from harness.runs import RunFolder, run_folder, write_manifest
 from tasks.benchmarks import known_benchmarks, load_benchmark
 from tasks.evaluate import check_ids, evaluate
 from tasks.fetch import data_hash
@@ -73,40 +73,43 @@ class EvalConfig:
     api_cache: str | None = field(default=None, metadata={"help": "completion cache (SQLite) for MODEL=openai:<name>; default $ITERTL_CACHE/api-completions.sqlite (API_CACHE)"})
 
     def __post_init__(self) -> None:
-        self.shard_spec = parse_shard(self.shard)
+        try:
+            self.shard_spec = parse_shard(self.shard)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
         if self.concurrency < 1 or self.retries < 0:
-            raise ValueError(f"concurrency/retries: need concurrency >= 1 and retries >= 0, "
-                             f"got {self.concurrency}/{self.retries}")
+            raise UserError(f"concurrency/retries: need concurrency >= 1 and retries >= 0, "
+                            f"got {self.concurrency}/{self.retries}")
         from harness.api_sampler import TEMPLATES
         if self.template not in TEMPLATES:
-            raise ValueError(f"template: unknown prompt template {self.template!r}; known: {', '.join(TEMPLATES)}")
+            raise UserError(f"template: unknown prompt template {self.template!r}; known: {', '.join(TEMPLATES)}")
         if self.problems and self.bench == EvalConfig.bench:
             self.bench = "file"
         if self.bench not in known_benchmarks():
-            raise ValueError(f"bench: unknown benchmark {self.bench!r}; allowed: {', '.join(known_benchmarks())}")
+            raise UserError(f"bench: unknown benchmark {self.bench!r}; allowed: {', '.join(known_benchmarks())}")
         if (self.samples is None) == (self.model is None):
-            raise ValueError("samples/model: give exactly one of --samples FILE or --model NAME")
+            raise UserError("samples/model: give exactly one of --samples FILE or --model NAME")
         try:
             self.ks = tuple(sorted({int(x) for x in self.k.split(",") if x.strip()}))
         except ValueError:
-            raise ValueError(f"k: expected comma-separated positive integers like 1,5,10, got {self.k!r}") from None
+            raise UserError(f"k: expected comma-separated positive integers like 1,5,10, got {self.k!r}") from None
         if not self.ks or self.ks[0] < 1:
-            raise ValueError(f"k: expected comma-separated positive integers like 1,5,10, got {self.k!r}")
+            raise UserError(f"k: expected comma-separated positive integers like 1,5,10, got {self.k!r}")
         if self.fail_under is not None and not 0.0 <= self.fail_under <= 1.0:
-            raise ValueError(f"fail_under: a fraction between 0 and 1, got {self.fail_under}")
+            raise UserError(f"fail_under: a fraction between 0 and 1, got {self.fail_under}")
         if self.n < 1 or self.max_new_tokens < 1:
-            raise ValueError(f"n/max_new_tokens: positive integers, got {self.n}/{self.max_new_tokens}")
+            raise UserError(f"n/max_new_tokens: positive integers, got {self.n}/{self.max_new_tokens}")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
-            raise ValueError(f"temperature/top_p: need temperature >= 0 and 0 < top_p <= 1, "
-                             f"got {self.temperature}/{self.top_p}")
+            raise UserError(f"temperature/top_p: need temperature >= 0 and 0 < top_p <= 1, "
+                            f"got {self.temperature}/{self.top_p}")
         for name in ("workers", "limit"):
             value = getattr(self, name)
             if value is not None and value < 1:
-                raise ValueError(f"{name}: a positive integer, got {value}")
+                raise UserError(f"{name}: a positive integer, got {value}")
         if self.timeout is not None and not 0 < self.timeout <= MAX_TIMEOUT:  # NaN fails this too
-            raise ValueError(f"timeout: a number of seconds in (0, {MAX_TIMEOUT:g}], got {self.timeout}")
+            raise UserError(f"timeout: a number of seconds in (0, {MAX_TIMEOUT:g}], got {self.timeout}")
         if self.max_line_bytes < 1:
-            raise ValueError(f"max_line_bytes: a positive integer, got {self.max_line_bytes}")
+            raise UserError(f"max_line_bytes: a positive integer, got {self.max_line_bytes}")
 
     def limits(self) -> Limits | None:
         return None if self.timeout is None else Limits(wall_seconds=self.timeout, cpu_seconds=self.timeout)
@@ -127,10 +130,7 @@ def parse_args(argv: list[str]) -> EvalConfig:
         else:
             parser.add_argument(flag, type=types.get(f.name, str), default=f.default, help=f.metadata["help"])
     args = parser.parse_args(argv)
-    try:
-        return EvalConfig(**vars(args))
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    return EvalConfig(**vars(args))
 
 
 def main_eval(argv: list[str], *, generate_samples: GenerateSamples | None = None) -> int:
@@ -148,11 +148,7 @@ def main_eval(argv: list[str], *, generate_samples: GenerateSamples | None = Non
         resolve_model(config.model)  # a bad MODEL fails here, before any run folder exists
         generate = generate_for_eval
     check_simulator()  # a missing simulator is reported before any folder exists
-    run = _open_run(config)
-    try:
-        if not (run.path / "manifest.json").is_file():
-            write_manifest(run, config.to_dict(), data_hashes={config.bench: data_hash(problems)},
-                           argv=["eval", *argv])
+    with run_folder(config.results_dir, config.run, "eval", **_folder_options(config, problems, argv)) as run:
         if run.stage_done("samples"):  # resuming: the samples this run started with
             samples = read_samples(run.path / "samples.jsonl", max_line_bytes=config.max_line_bytes)
             info = run.state()["stages"]["samples"].get("details", info)
@@ -172,12 +168,6 @@ def main_eval(argv: list[str], *, generate_samples: GenerateSamples | None = Non
             provenance = eval_provenance(config, problems, outcome.results, whole_hash)
             outcome.metrics.update({k: v for k, v in provenance.items() if k not in outcome.metrics})
             run.mark_done("eval", write_outcome(outcome, run.path))
-    except BaseException as exc:
-        if not run.abandon() and isinstance(exc, KeyboardInterrupt):
-            print(f"eval interrupted: {run.path} keeps its samples; resume it with --run {run.path.name} "
-                  f"(RUN={run.path.name})", file=sys.stderr)
-        raise
-    run.finish()
     try_build_report(run.path)  # report.md beside metrics.json; a failure only warns
     metrics = json.loads((run.path / "metrics.json").read_text())
     print(summary_table(metrics))
@@ -187,22 +177,19 @@ def main_eval(argv: list[str], *, generate_samples: GenerateSamples | None = Non
     return _exit_code(config, metrics)
 
 
-def _open_run(config: EvalConfig) -> RunFolder:
-    """A new run folder, or the unfinished one that ``--run`` names, reopened with the same config.
+def _folder_options(config: EvalConfig, problems: list, argv: list[str]) -> dict:
+    """How `run_folder` opens an eval run: a new folder, or the unfinished one that ``--run`` names,
+    reopened with the same config.
 
     An eval run stopped by Ctrl-C, a crash or a kill keeps its ``.incomplete`` marker; the same
     command resumes it, keeping its samples (generated ones are not sampled again) and redoing the
     evaluation if it had not finished. A finished run is never touched.
     """
-    name = config.run
-    path = Path(config.results_dir) / name if name else None
-    if path is None or "/" in name or name.startswith(".") or not path.is_dir():
-        return RunFolder.create(config.results_dir, name, "eval")  # also refuses bad names
-    if not (path / ".incomplete").exists():
-        raise UserError(f"run folder {path} already exists and is finished; choose another RUN name "
-                        f"or delete the folder")
-    defaults = {f.name: f.default for f in fields(EvalConfig)}
-    return RunFolder.resume(path, "eval", config.to_dict(), defaults, RESUMABLE_CHANGES)
+    return {"config": config.to_dict(), "defaults": {f.name: f.default for f in fields(EvalConfig)},
+            "may_change": RESUMABLE_CHANGES, "reopen_finished": False,
+            "manifest": lambda run: write_manifest(run, config.to_dict(),
+                                                   data_hashes={config.bench: data_hash(problems)},
+                                                   argv=["eval", *argv])}
 
 
 def _samples_before_run(config: EvalConfig, all_problems: list, problems: list):

@@ -31,7 +31,7 @@ import yaml
 
 from harness.ablation import Job, parallel_jobs, run_complete, run_jobs, stages_done
 from harness.experiment_config import Arm, ExperimentConfig, arm_runs, load_experiment, resolved_configs, train_config
-from harness.runs import RunFolder, write_manifest
+from harness.runs import RunFolder, run_folder, write_manifest
 from harness.train_config import TrainConfig
 from verilog_tools.errors import UserError
 
@@ -184,26 +184,29 @@ def changed_fields(cfg: ExperimentConfig, run_dir: Path) -> list[str]:
     return changed
 
 
-def open_experiment(cfg: ExperimentConfig, results_dir: str, name: str | None) -> RunFolder:
-    """A new experiment folder with its plan written first, or the same RUN again with the same plan."""
+def folder_options(cfg: ExperimentConfig, results_dir: str, name: str | None) -> dict:
+    """How `run_folder` opens an experiment: a new folder with its plan written first, or the same RUN
+    again with the same plan."""
     path = Path(results_dir) / name if name else None
-    if path is None or not path.exists():
-        resolved = resolved_configs(cfg)  # a broken arm fails here, before the folder exists
-        run = RunFolder.create(results_dir, name, "experiment")
-        header = (f"# Pre-registered before any arm ran. Primary endpoint: last-iteration {cfg.plan.metric} of "
-                  f"{cfg.plan.treatment} minus {cfg.plan.control},\n# paired on seeds and problems, per score. "
-                  f"Every arm's full train config: {RESOLVED_FILE}.\n# A rerun of RUN={run.path.name} with another "
-                  f"plan or config is refused.\n")
-        run.write_json(RESOLVED_FILE, resolved)
-        run.write_text("experiment.yaml", header + yaml.safe_dump(asdict(cfg), sort_keys=False))
-        write_manifest(run, asdict(cfg), seeds={"seeds": cfg.seeds, "data_seed": cfg.data_seed},
-                       argv=["experiment", *sys.argv[2:]])
-        return run
-    changed = changed_fields(cfg, path)
-    if changed:
-        raise UserError(f"RUN={path.name} was pre-registered with another plan or config (changed: "
-                        f"{', '.join(changed[:5])}); rerun with the original settings or use a new RUN name")
-    return RunFolder.resume(path, "experiment", asdict(cfg), {})
+    if path is not None and path.exists():
+        changed = changed_fields(cfg, path)
+        if changed:
+            raise UserError(f"RUN={path.name} was pre-registered with another plan or config (changed: "
+                            f"{', '.join(changed[:5])}); rerun with the original settings or use a new RUN name")
+    resolved = resolved_configs(cfg)  # a broken arm fails here, before the folder exists
+    return {"config": asdict(cfg), "manifest": lambda run: register(run, cfg, resolved)}
+
+
+def register(run: RunFolder, cfg: ExperimentConfig, resolved: dict) -> None:
+    """Write the pre-registration (the plan and every arm's train config), then the manifest."""
+    header = (f"# Pre-registered before any arm ran. Primary endpoint: last-iteration {cfg.plan.metric} of "
+              f"{cfg.plan.treatment} minus {cfg.plan.control},\n# paired on seeds and problems, per score. "
+              f"Every arm's full train config: {RESOLVED_FILE}.\n# A rerun of RUN={run.path.name} with another "
+              f"plan or config is refused.\n")
+    run.write_json(RESOLVED_FILE, resolved)
+    run.write_text("experiment.yaml", header + yaml.safe_dump(asdict(cfg), sort_keys=False))
+    write_manifest(run, asdict(cfg), seeds={"seeds": cfg.seeds, "data_seed": cfg.data_seed},
+                   argv=["experiment", *sys.argv[2:]])
 
 
 def parse_args(argv: list[str]) -> tuple[ExperimentConfig, argparse.Namespace]:
@@ -244,9 +247,9 @@ def main_experiment(argv: list[str]) -> int:
     arms = arm_runs(cfg)
     first = train_config(cfg, arms[0])   # a broken arm fails here, before any folder exists
     jobs = parallel_jobs(args.jobs, first, len(arms))
-    run = open_experiment(cfg, args.results_dir, args.run)
     workers = max(1, (os.cpu_count() or 1) // jobs)
-    try:
+    options = folder_options(cfg, args.results_dir, args.run)
+    with run_folder(args.results_dir, args.run, "experiment", **options) as run:
         plan = build_jobs(cfg, run.path, workers)
         arms_dir = run.path / "arms"
         failed = run_jobs(plan, arms_dir, jobs, lambda: sum(stages_done(arms_dir / a.name) for a in arms),
@@ -258,10 +261,6 @@ def main_experiment(argv: list[str]) -> int:
             raise UserError(f"experiment arm {name} {why}; see {arms_dir / f'{name}.log'}, fix it and rerun "
                             f"the same command (RUN={run.path.name}) to resume")
         text = experiment_analysis.write_results(run, cfg, arms)
-    except BaseException:
-        run.release()
-        raise
-    run.finish()
     print(text)
     print(f"experiment folder: {run.path}")
     return 0

@@ -128,39 +128,39 @@ def config_for(device: str):
 def run_check(results_dir: Path, name: str | None, device: str) -> tuple[Path, list[dict]]:
     """Every stage, in order; the run folder and the recorded stages."""
     from harness import loop
-    from harness.runs import RunFolder, atomic_write_json
+    from harness.runs import atomic_write_json, run_folder
 
     cfg = config_for(device)
-    run = RunFolder.create(results_dir, name, "gpu-check")
-    atomic_write_json(run.path / "config.json", cfg.to_dict())
-    rec = Recorder(run.path / "stages.json")
-    base = None
-    with rec.stage("build", "synthetic data and the tiny model in HF format, offline"):
-        loop.prepare_data_stage(run, cfg)
-        base = loop.base_model(run, cfg)
-    with rec.stage("cuda_bnb_4bit", "4-bit NF4 load through bitsandbytes and one forward", ("build",)) as d:
-        if d is not None:
-            d.update(load_4bit(cfg, base, device))
-    with rec.stage("warm_start", "QLoRA supervised training on the references (iteration 0)", ("cuda_bnb_4bit",)):
-        loop.warmup_stage(run, cfg, base)
-    run.release()
-    kill_and_resume(run.path, rec)
-    run = RunFolder.open(run.path)
-    with rec.stage("train_resumed", "the loop resumes iteration 1: only its train stage runs", ("train_killed",)) as d:
-        if d is not None:
-            d.update(resume_iteration(run, cfg, base))
-    with rec.stage("two_pass_vs_joint", "two-pass ranking gradient equals the joint one", ("train_resumed",)) as d:
-        if d is not None:
-            d.update(compare_gradients(run, cfg, base, device))
-    with rec.stage("sample_vllm", "vLLM sampling with the LoRA adapter, in a child process", ("train_resumed",)) as d:
-        if d is not None:
-            d.update(sample_vllm(run, cfg, base, device))
-    with rec.stage("eval", "held-out evaluation of iteration 1 (HF sampler, simulator)", ("train_resumed",)) as d:
-        if d is not None:
-            loop.eval_stage(run, cfg, base, 1)
-            metrics = json.loads((run.path / "iter-01" / "eval" / "metrics.json").read_text())
-            d.update(pass_at_k=metrics.get("pass_at_k"), status_counts=metrics.get("status_counts"))
-    run.finish()
+    with run_folder(results_dir, name, "gpu-check") as run:
+        atomic_write_json(run.path / "config.json", cfg.to_dict())
+        rec = Recorder(run.path / "stages.json")
+        base = None
+        with rec.stage("build", "synthetic data and the tiny model in HF format, offline"):
+            loop.prepare_data_stage(run, cfg)
+            base = loop.base_model(run, cfg)
+        with rec.stage("cuda_bnb_4bit", "4-bit NF4 load through bitsandbytes and one forward", ("build",)) as d:
+            if d is not None:
+                d.update(load_4bit(cfg, base, device))
+        with rec.stage("warm_start", "QLoRA supervised training on the references (iteration 0)", ("cuda_bnb_4bit",)):
+            loop.warmup_stage(run, cfg, base)
+        with run.unlocked():  # the child iteration takes the lock while it runs
+            kill_and_resume(run.path, rec)
+        with rec.stage("train_resumed", "the loop resumes iteration 1: only its train stage runs",
+                       ("train_killed",)) as d:
+            if d is not None:
+                d.update(resume_iteration(run, cfg, base))
+        with rec.stage("two_pass_vs_joint", "two-pass ranking gradient equals the joint one", ("train_resumed",)) as d:
+            if d is not None:
+                d.update(compare_gradients(run, cfg, base, device))
+        with rec.stage("sample_vllm", "vLLM sampling with the LoRA adapter, in a child process",
+                       ("train_resumed",)) as d:
+            if d is not None:
+                d.update(sample_vllm(run, cfg, base, device))
+        with rec.stage("eval", "held-out evaluation of iteration 1 (HF sampler, simulator)", ("train_resumed",)) as d:
+            if d is not None:
+                loop.eval_stage(run, cfg, base, 1)
+                metrics = json.loads((run.path / "iter-01" / "eval" / "metrics.json").read_text())
+                d.update(pass_at_k=metrics.get("pass_at_k"), status_counts=metrics.get("status_counts"))
     return run.path, rec.stages
 
 
@@ -235,8 +235,10 @@ def iteration_child(run_path: Path) -> int:
                (distributed, "train", "train_killed", "QLoRA ITERTL train stage, killed once started")]
     for module, attr, name, what in wrapped:
         setattr(module, attr, _recorded(rec, name, what, getattr(module, attr)))
-    loop.iteration(run, cfg, loop.base_model(run, cfg), 1)
-    run.release()
+    try:
+        loop.iteration(run, cfg, loop.base_model(run, cfg), 1)
+    finally:
+        run.release()  # the parent's run_check retakes it; the run's lifecycle stays the parent's
     return 0
 
 

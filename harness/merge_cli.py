@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from harness.runs import RunFolder, write_manifest
+from harness.runs import run_folder, write_manifest
 from tasks.evaluate import EvalOutcome
 from tasks.reports import summary_table, write_outcome
 from tasks.samples import read_samples
@@ -39,15 +39,10 @@ def main_merge(argv: list[str]) -> int:
     results = [read_samples(f / "results.jsonl") for f in folders]
     names = [str(f) for f in folders]
     rows, per_problem, merged = merge_metrics(metrics, results, names)
-    run = RunFolder.create(args.results_dir, args.run, "merge")
-    try:
+    with run_folder(args.results_dir, args.run, "merge") as run:
         write_manifest(run, {"runs": names}, data_hashes={merged["benchmark"]: merged["data_hash"]},
                        argv=["merge", *argv])
         run.mark_done("merge", write_outcome(EvalOutcome(rows, per_problem, merged), run.path))
-    except BaseException:
-        run.abandon()
-        raise
-    run.finish()
     print(summary_table(merged))
     print(f"run folder: {run.path}", file=sys.stdout)
     return 0

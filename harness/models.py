@@ -51,30 +51,30 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if not self.name_or_path or not str(self.name_or_path).strip():
-            raise ValueError("ModelConfig.name_or_path must be a model folder or hub id, got an empty string")
+            raise UserError("ModelConfig.name_or_path must be a model folder or hub id, got an empty string")
         self.name_or_path = str(self.name_or_path)
         _check_choice("quant", self.quant, QUANTS)
         _check_choice("dtype", self.dtype, DTYPES)
         _check_choice("device", self.device, DEVICES)
         if self.quant != "none" and not self.lora:
-            raise ValueError(f"ModelConfig.lora must be True when quant={self.quant!r}: quantised weights cannot be "
-                             "fine-tuned directly (use quant='none' for full fine-tuning)")
+            raise UserError(f"ModelConfig.lora must be True when quant={self.quant!r}: quantised weights cannot be "
+                            "fine-tuned directly (use quant='none' for full fine-tuning)")
         if self.lora_r <= 0:
-            raise ValueError(f"ModelConfig.lora_r must be a positive integer, got {self.lora_r}")
+            raise UserError(f"ModelConfig.lora_r must be a positive integer, got {self.lora_r}")
         if self.lora_alpha <= 0:
-            raise ValueError(f"ModelConfig.lora_alpha must be positive, got {self.lora_alpha}")
+            raise UserError(f"ModelConfig.lora_alpha must be positive, got {self.lora_alpha}")
         if not 0.0 <= self.lora_dropout < 1.0:
-            raise ValueError(f"ModelConfig.lora_dropout must be in [0, 1), got {self.lora_dropout}")
+            raise UserError(f"ModelConfig.lora_dropout must be in [0, 1), got {self.lora_dropout}")
         if isinstance(self.target_modules, str):
             if self.target_modules != "all-linear":
                 self.target_modules = [m.strip() for m in self.target_modules.split(",") if m.strip()]
         if not self.target_modules:
-            raise ValueError("ModelConfig.target_modules must be 'all-linear' or a non-empty list of module names")
+            raise UserError("ModelConfig.target_modules must be 'all-linear' or a non-empty list of module names")
 
 
 def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ValueError(f"ModelConfig.{name} must be one of {', '.join(allowed)}; got {value!r}")
+        raise UserError(f"ModelConfig.{name} must be one of {', '.join(allowed)}; got {value!r}")
 
 
 def resolve_model_path(name_or_path: str) -> Path:

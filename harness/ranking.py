@@ -40,6 +40,8 @@ import logging
 import math
 from collections.abc import Callable, Iterable
 
+from verilog_tools.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
@@ -48,13 +50,13 @@ GAP_TOLERANCE = 1e-9  # score differences are float arithmetic: 1.0 - 0.9 must c
 
 
 def check_pair_options(margin: float, min_gap: float, reduction: str) -> None:
-    """ValueError naming the option unless margin >= 0, min_gap >= 0 and reduction in PAIR_REDUCTIONS."""
+    """UserError naming the option unless margin >= 0, min_gap >= 0 and reduction in PAIR_REDUCTIONS."""
     if not margin >= 0:
-        raise ValueError(f"margin must be >= 0, got {margin}")
+        raise UserError(f"margin must be >= 0, got {margin}")
     if not min_gap >= 0:
-        raise ValueError(f"min_score_gap must be >= 0, got {min_gap}")
+        raise UserError(f"min_score_gap must be >= 0, got {min_gap}")
     if reduction not in PAIR_REDUCTIONS:
-        raise ValueError(f"pair_reduction must be one of {PAIR_REDUCTIONS}, got {reduction!r}")
+        raise UserError(f"pair_reduction must be one of {PAIR_REDUCTIONS}, got {reduction!r}")
 
 
 def ordered_pairs(scores: list[float | None], min_gap: float = 0.0) -> list[tuple[int, int]]:

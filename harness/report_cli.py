@@ -13,7 +13,7 @@ from pathlib import Path
 from harness.compare import PLOT_NAME, compare_runs
 from harness.report import build_report
 from harness.report_data import require_run_folder
-from harness.runs import RunFolder, write_manifest
+from harness.runs import run_folder, write_manifest
 from verilog_tools.errors import UserError
 
 
@@ -49,16 +49,11 @@ def main_compare(argv: list[str]) -> int:
     paths = [resolve_run(name, args.results_dir) for name in args.runs]
     if args.labels and len(args.labels) != len(paths):
         raise UserError(f"{len(args.labels)} labels for {len(paths)} runs; give exactly one label per run")
-    out = RunFolder.create(args.results_dir, args.run, "compare")
-    try:
+    with run_folder(args.results_dir, args.run, "compare") as out:
         write_manifest(out, {"runs": [str(p) for p in paths], "labels": args.labels, "title": args.title},
                        argv=["compare", *argv])
         table = compare_runs(paths, out.path, labels=args.labels, title=args.title)
         out.mark_done("compare", ["compare.md"] + ([PLOT_NAME] if (out.path / PLOT_NAME).exists() else []))
-    except BaseException:
-        out.abandon()
-        raise
-    out.finish()
     print(table)
     print(f"comparison folder: {out.path}")
     return 0

@@ -12,9 +12,16 @@ Two markers keep a folder honest:
   this host is stale and taken over; one from another host is never guessed about (the message names
   the file to delete).
 
-`RunFolder.abandon` (called on error) releases the lock and removes the folder only when nothing but
-this bookkeeping was written; a folder with any stage output is kept, marker and all, for resuming.
-`RunFolder.resume` reopens such a folder when it is asked for again with the same config.
+Every command that writes a run folder goes through `run_folder`, one context manager: it creates the
+folder or resumes it (`open_run`: the same RUN again with the same config), takes the lock, marks the
+run complete when the block ends, and abandons it when the block raises. Abandoning is the same for
+every error, a user's mistake, Ctrl-C or a bug: `RunFolder.abandon` releases the lock and removes the
+folder only when nothing but this bookkeeping was written (an empty folder would only block a rerun
+with the same RUN); a folder with any output is kept, ``.incomplete`` and all, because its finished
+stages are valid whatever stopped the next one, and a resumable run goes on from them when the same
+command is run again. The kinds differ only in what the user reads: a `UserError` is one line, a bug
+a line naming its traceback log (harness.cli), and Ctrl-C on a kept, resumable folder says how to
+resume it.
 """
 from __future__ import annotations
 
@@ -25,6 +32,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -235,8 +244,67 @@ class RunFolder:
             state["stages"][stage]["details"] = details
         atomic_write_json(self.path / "state.json", state)
 
+    @contextmanager
+    def unlocked(self) -> Iterator[None]:
+        """Hand the lock to another process for the block (a child that opens this folder), then retake it."""
+        self.release()
+        try:
+            yield
+        finally:
+            self._acquire_lock()
+
     def __repr__(self) -> str:
         return f"RunFolder({str(self.path)!r}, kind={self.kind!r})"
+
+
+def open_run(results_dir: str | Path, name: str | None, kind: str, config: dict | None = None, *,
+             defaults: dict | None = None, may_change=frozenset(), reopen_finished: bool = True,
+             manifest: Callable[[RunFolder], object] | None = None) -> RunFolder:
+    """A new locked run folder ``results_dir/name`` (``<kind>-<timestamp>`` without a name), or that
+    folder reopened to resume it.
+
+    ``config`` None: always a new folder; an existing RUN is refused. Otherwise an existing folder is
+    resumed when its manifest holds ``config`` (`RunFolder.resume`: ``defaults`` for fields an old
+    manifest lacks, ``may_change`` for fields that may differ); ``reopen_finished=False`` refuses a
+    finished one. ``manifest(run)`` writes the manifest of a folder that has none yet (a new one, or one
+    killed before writing it); if it fails the folder is abandoned.
+    """
+    path = Path(results_dir) / name if name else None
+    if config is None or path is None or "/" in name or name.startswith(".") or not path.exists():
+        run = RunFolder.create(results_dir, name, kind)  # also refuses bad and existing names
+    elif not reopen_finished and not (path / ".incomplete").exists():
+        raise UserError(f"run folder {path} already exists and is finished; choose another RUN name "
+                        f"or delete the folder")
+    else:
+        run = RunFolder.resume(path, kind, config, defaults or {}, may_change)
+    if manifest is not None and not (run.path / "manifest.json").is_file():
+        try:
+            manifest(run)
+        except BaseException:
+            run.abandon()
+            raise
+    return run
+
+
+@contextmanager
+def run_folder(results_dir: str | Path, name: str | None, kind: str, config: dict | None = None,
+               **options) -> Iterator[RunFolder]:
+    """The lifecycle of a command's run folder: `open_run` (same arguments), then the block; on success
+    the run is marked complete (`RunFolder.finish`), on any exception abandoned (`RunFolder.abandon`:
+    lock released, the folder removed if it holds only bookkeeping, else kept to resume)."""
+    run = open_run(results_dir, name, kind, config, **options)
+    try:
+        yield run
+    except BaseException as exc:
+        kept = not run.abandon()
+        if kept and config is not None and isinstance(exc, KeyboardInterrupt):
+            print(f"{kind} interrupted: {run.path} keeps its finished stages; resume it with --run "
+                  f"{run.path.name} (RUN={run.path.name})", file=sys.stderr)
+        raise
+    try:
+        run.finish()
+    finally:
+        run.release()
 
 
 def git_info(repo: Path = REPO_ROOT) -> dict | None:

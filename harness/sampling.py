@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 
 from harness.prompting import format_prompt
+from verilog_tools.errors import UserError
 
 STOP_TEXT = "endmodule"
 FENCE = "```"
@@ -51,16 +52,16 @@ class SamplingConfig:
 
     def __post_init__(self) -> None:
         if self.decoder not in ("loop", "generate"):
-            raise ValueError(f"SamplingConfig.decoder must be 'loop' or 'generate', got {self.decoder!r}")
+            raise UserError(f"SamplingConfig.decoder must be 'loop' or 'generate', got {self.decoder!r}")
         if self.kv_cache not in ("static", "dynamic"):
-            raise ValueError(f"SamplingConfig.kv_cache must be 'static' or 'dynamic', got {self.kv_cache!r}")
+            raise UserError(f"SamplingConfig.kv_cache must be 'static' or 'dynamic', got {self.kv_cache!r}")
         for name in ("num_samples", "max_new_tokens", "batch_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) <= 0:
-                raise ValueError(f"SamplingConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
+                raise UserError(f"SamplingConfig.{name} must be a positive integer, got {getattr(self, name)!r}")
         if self.temperature < 0:
-            raise ValueError(f"SamplingConfig.temperature must be >= 0 (0 = greedy), got {self.temperature}")
+            raise UserError(f"SamplingConfig.temperature must be >= 0 (0 = greedy), got {self.temperature}")
         if not 0.0 < self.top_p <= 1.0:
-            raise ValueError(f"SamplingConfig.top_p must be in (0, 1], got {self.top_p}")
+            raise UserError(f"SamplingConfig.top_p must be in (0, 1], got {self.top_p}")
 
 
 def completion_seed(seed: int, prompt_index: int, sample_index: int) -> int:

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from tasks.rouge import TOKENIZERS, ReferenceLcs
 from verilog_tools import status as st
 from verilog_tools.config import option as _f
+from verilog_tools.errors import UserError
 
 MODES = ("paper", "functional", "equivalence")
 REFERENCE, MULTI_MODULE, COMPILED = "reference", "multi_module", "ok"
@@ -70,23 +71,23 @@ class ScoreConfig:
 
     def __post_init__(self):
         if self.mode not in MODES:
-            raise ValueError(f"ScoreConfig.mode must be one of {MODES}, got {self.mode!r}")
+            raise UserError(f"ScoreConfig.mode must be one of {MODES}, got {self.mode!r}")
         if self.completion_mode not in ("module", "body"):
-            raise ValueError(f"ScoreConfig.completion_mode must be module or body, got {self.completion_mode!r}")
+            raise UserError(f"ScoreConfig.completion_mode must be module or body, got {self.completion_mode!r}")
         for name in ("reference_score", "multi_module_score", "syntax_fail_score",
                      "functional_pass_score", "functional_scale", "equivalence_pass_score",
                      "equivalence_floor", "equivalence_ceiling"):
             if not math.isfinite(getattr(self, name)):
-                raise ValueError(f"ScoreConfig.{name} must be a finite number, got {getattr(self, name)}")
+                raise UserError(f"ScoreConfig.{name} must be a finite number, got {getattr(self, name)}")
         if self.rouge_tokenizer not in TOKENIZERS:
-            raise ValueError(f"ScoreConfig.rouge_tokenizer must be one of {TOKENIZERS}, got {self.rouge_tokenizer!r}")
+            raise UserError(f"ScoreConfig.rouge_tokenizer must be one of {TOKENIZERS}, got {self.rouge_tokenizer!r}")
         if not self.equivalence_floor <= self.equivalence_ceiling <= self.equivalence_pass_score:
-            raise ValueError("ScoreConfig: need equivalence_floor <= equivalence_ceiling <= equivalence_pass_score, "
-                             f"got {self.equivalence_floor}, {self.equivalence_ceiling}, {self.equivalence_pass_score}")
+            raise UserError("ScoreConfig: need equivalence_floor <= equivalence_ceiling <= equivalence_pass_score, "
+                            f"got {self.equivalence_floor}, {self.equivalence_ceiling}, {self.equivalence_pass_score}")
         if self.equivalence_cycles < 1:
-            raise ValueError(f"ScoreConfig.equivalence_cycles must be >= 1, got {self.equivalence_cycles}")
+            raise UserError(f"ScoreConfig.equivalence_cycles must be >= 1, got {self.equivalence_cycles}")
         if self.equivalence_start not in ("auto", "x", "zero"):
-            raise ValueError(f"ScoreConfig.equivalence_start must be auto, x or zero, got {self.equivalence_start!r}")
+            raise UserError(f"ScoreConfig.equivalence_start must be auto, x or zero, got {self.equivalence_start!r}")
 
 
 def score_groups(records, sampled_texts: list[list[str]], cfg: ScoreConfig, workers: int = 1,

@@ -33,11 +33,11 @@ class ServeConfig:
 
     def __post_init__(self) -> None:
         if not self.model:
-            raise ValueError("model: set MODEL=<run folder or model folder> to serve")
+            raise UserError("model: set MODEL=<run folder or model folder> to serve")
         if not 0 <= self.port <= 65535:
-            raise ValueError(f"port: 0..65535, got {self.port}")
+            raise UserError(f"port: 0..65535, got {self.port}")
         if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens: a positive integer, got {self.max_new_tokens}")
+            raise UserError(f"max_new_tokens: a positive integer, got {self.max_new_tokens}")
 
 
 class Generator:
@@ -136,10 +136,7 @@ def main_serve(argv: list[str]) -> int:
     for f in ServeConfig.__dataclass_fields__.values():
         parser.add_argument("--" + f.name.replace("_", "-"), type=types.get(f.name, str), default=f.default,
                             help=f.metadata["help"])
-    try:
-        config = ServeConfig(**vars(parser.parse_args(argv)))
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
+    config = ServeConfig(**vars(parser.parse_args(argv)))
     try:
         import uvicorn
     except ImportError:

@@ -17,7 +17,7 @@ import json
 import os
 from pathlib import Path
 
-from harness.train_config import TrainConfig
+from harness.train_config import TrainConfig, model_config
 from tasks.problem import Problem
 from tasks.prompts import build_prompt
 from tasks.records import TrainingRecord
@@ -36,13 +36,6 @@ def record_to_problem(rec: TrainingRecord, style: str = "module") -> Problem:
 
 def record_prompt(rec: TrainingRecord, style: str = "module") -> str:
     return build_prompt(record_to_problem(rec, style))
-
-
-def model_config(cfg: TrainConfig, base: str):
-    from harness.models import ModelConfig
-    return ModelConfig(name_or_path=base, quant=cfg.quant, lora=cfg.lora, lora_r=cfg.lora_r,
-                       lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                       gradient_checkpointing=cfg.gradient_checkpointing)
 
 
 def workers(cfg: TrainConfig) -> int:

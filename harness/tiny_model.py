@@ -58,16 +58,16 @@ class TinyModelConfig:
 
     def __post_init__(self) -> None:
         if self.vocab_size < 300:
-            raise ValueError(f"TinyModelConfig.vocab_size must be >= 300 (256 bytes + specials), got {self.vocab_size}")
+            raise UserError(f"TinyModelConfig.vocab_size must be >= 300 (256 bytes + specials), got {self.vocab_size}")
         for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size", "max_positions"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"TinyModelConfig.{name} must be a positive integer, got {getattr(self, name)}")
+                raise UserError(f"TinyModelConfig.{name} must be a positive integer, got {getattr(self, name)}")
         # bitsandbytes' CPU 4-bit inference kernel packs weights in blocks of 32 output features.
         for name in ("hidden_size", "intermediate_size"):
             if getattr(self, name) % 32:
-                raise ValueError(f"TinyModelConfig.{name} must be a multiple of 32, got {getattr(self, name)}")
+                raise UserError(f"TinyModelConfig.{name} must be a multiple of 32, got {getattr(self, name)}")
         if self.hidden_size % self.num_heads:
-            raise ValueError(
+            raise UserError(
                 f"TinyModelConfig.hidden_size ({self.hidden_size}) must be a multiple of num_heads ({self.num_heads})"
             )
 

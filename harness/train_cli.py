@@ -12,10 +12,10 @@ import json
 import sys
 from pathlib import Path
 
-from harness import loop
+from harness import loop, runs
 from harness.compute import describe_plan
 from harness.report import try_build_report
-from harness.runs import RunFolder, write_manifest
+from harness.runs import RunFolder, run_folder, write_manifest
 from harness.train_config import TrainConfig, load_config
 from verilog_tools.errors import UserError
 
@@ -76,25 +76,26 @@ def run_seeds(cfg: TrainConfig) -> dict:
     return {"seed": cfg.seed, "data_seed": cfg.data_seed}
 
 
-def open_run(cfg: TrainConfig, args: argparse.Namespace) -> RunFolder:
-    """A new run folder, or the existing one of ``--run`` if its config matches (resume/extend)."""
+def folder_options(cfg: TrainConfig, args: argparse.Namespace) -> dict:
+    """How `run_folder` opens this run: a new folder, or the existing one of ``--run`` if its config
+    matches (resume/extend: ITERS may only grow)."""
     path = Path(args.results_dir) / args.run if args.run else None
-    if path is None or not path.exists():
-        run = RunFolder.create(args.results_dir, args.run, "train")
-        write_manifest(run, cfg.to_dict(), seeds=run_seeds(cfg), argv=["train", *sys.argv[2:]])
-        return run
-    manifest = path / "manifest.json"
-    old = json.loads(manifest.read_text()).get("config", {}) if manifest.is_file() else {}
+    manifest = path / "manifest.json" if path else None
+    old = json.loads(manifest.read_text()).get("config", {}) if manifest and manifest.is_file() else {}
     if old.get("iters", 0) > cfg.iters:
         raise UserError(f"run {path} already has iters={old['iters']}; ITERS can only grow")
     # A field added to TrainConfig after the run started counts as its default (what the run used);
     # before data_seed existed, seed made the data.
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
     defaults["data_seed"] = old.get("seed", defaults["seed"])
-    run = RunFolder.resume(path, "train", cfg.to_dict(), defaults, RESUMABLE_CHANGES)
-    if not manifest.is_file():  # killed between creating the folder and writing its manifest
-        write_manifest(run, cfg.to_dict(), seeds=run_seeds(cfg), argv=["train", *sys.argv[2:]])
-    return run
+    return {"config": cfg.to_dict(), "defaults": defaults, "may_change": RESUMABLE_CHANGES,
+            "manifest": lambda run: write_manifest(run, cfg.to_dict(), seeds=run_seeds(cfg),
+                                                   argv=["train", *sys.argv[2:]])}
+
+
+def open_run(cfg: TrainConfig, args: argparse.Namespace) -> RunFolder:
+    """The run folder `main_train` works in, opened (and locked) without its lifecycle."""
+    return runs.open_run(args.results_dir, args.run, "train", **folder_options(cfg, args))
 
 
 def main_train(argv: list[str]) -> int:
@@ -104,16 +105,11 @@ def main_train(argv: list[str]) -> int:
         return 0
     check_device(cfg)
     check_scaling(cfg)
-    run = open_run(cfg, args)
-    try:
+    with run_folder(args.results_dir, args.run, "train", **folder_options(cfg, args)) as run:
         summary = loop.run_iterations(run, cfg)
-    except BaseException:
-        run.release()
-        raise
-    data = json.loads((run.path / "manifest.json").read_text())
-    data["config"] = cfg.to_dict()
-    run.write_json("manifest.json", data)
-    run.finish()
+        data = json.loads((run.path / "manifest.json").read_text())
+        data["config"] = cfg.to_dict()
+        run.write_json("manifest.json", data)
     try_build_report(run.path)  # after finish, so the report sees a finished run; never raises
     print(loop.format_table(summary["iterations"]))
     print(f"run folder: {run.path}")

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import yaml
 
+from harness.models import ModelConfig
 from harness.prompting import PROMPT_STYLES
 from harness.ranking import PAIR_REDUCTIONS
+from harness.tiny_model import TinyModelConfig
 from verilog_tools.errors import UserError
 from verilog_tools.config import option as _f
 
@@ -146,6 +148,12 @@ class TrainConfig:
             ("groups_per_batch", self.groups_per_batch >= 1, ">= 1"),
             ("gradient_accumulation_steps", self.gradient_accumulation_steps >= 1, ">= 1"),
             ("max_new_tokens", self.max_new_tokens >= 1, ">= 1"),
+            ("sample_batch_size", self.sample_batch_size >= 1, ">= 1"),
+            ("forward_chunk_size", self.forward_chunk_size >= 1, ">= 1"),
+            ("limit", self.limit >= 0, ">= 0 (0 = all)"),
+            ("eval_limit", self.eval_limit >= 0, ">= 0 (0 = all)"),
+            ("workers", self.workers >= 0, ">= 0 (0 = all cores)"),
+            ("torch_threads", self.torch_threads >= 0, ">= 0 (0 = torch's default)"),
             ("sampler", self.sampler in SAMPLERS, f"one of {SAMPLERS}"),
             ("tensor_parallel_size", self.tensor_parallel_size >= 1, ">= 1"),
             ("vllm_gpu_memory_utilization", 0 < self.vllm_gpu_memory_utilization <= 1, "in (0, 1]"),
@@ -183,6 +191,15 @@ class TrainConfig:
             raise UserError("distributed=deepspeed needs split_gradients=false (DeepSpeed steps its optimiser "
                             "on every backward pass): set split_gradients: false, or use distributed=ddp")
         self.process_batch(self.gpus)
+        self.check_stage_configs()
+
+    def check_stage_configs(self) -> None:
+        """Build the model's own configs from these fields now, so that a value they refuse (a LoRA
+        dropout of 1.5, a tiny width that is no multiple of 32) fails before any data or model work."""
+        model_config(self, self.model)
+        if self.model == "tiny":
+            TinyModelConfig(hidden_size=self.tiny_hidden_size, num_layers=self.tiny_layers,
+                            num_heads=self.tiny_heads, intermediate_size=self.tiny_intermediate_size)
 
     def process_batch(self, processes: int) -> tuple[int, int]:
         """(groups per micro-batch, accumulation steps) of each of ``processes`` training processes.
@@ -204,6 +221,13 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def model_config(cfg: TrainConfig, base: str) -> ModelConfig:
+    """The ModelConfig of ``base`` (a model folder or id) as this run trains and samples it."""
+    return ModelConfig(name_or_path=base, quant=cfg.quant, lora=cfg.lora, lora_r=cfg.lora_r,
+                       lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                       gradient_checkpointing=cfg.gradient_checkpointing)
 
 
 def _read_yaml(path: Path) -> dict:

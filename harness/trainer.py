@@ -53,6 +53,7 @@ from trl import SFTConfig, SFTTrainer
 
 from harness.logprobs import sequence_logprobs
 from harness.ranking import RankingCollator, check_pair_options, ranking_loss, ranking_loss_and_grad
+from verilog_tools.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -96,14 +97,14 @@ class RankingConfig(SFTConfig):
 
     def __post_init__(self):
         if not self.alpha >= 0:
-            raise ValueError(f"alpha must be >= 0, got {self.alpha}")
+            raise UserError(f"alpha must be >= 0, got {self.alpha}")
         check_pair_options(self.margin, self.min_score_gap, self.pair_reduction)
         if self.logprob_chunk_tokens < 0:
-            raise ValueError(f"logprob_chunk_tokens must be >= 0, got {self.logprob_chunk_tokens}")
+            raise UserError(f"logprob_chunk_tokens must be >= 0, got {self.logprob_chunk_tokens}")
         if self.forward_chunk_size < 1:
-            raise ValueError(f"forward_chunk_size must be >= 1, got {self.forward_chunk_size}")
+            raise UserError(f"forward_chunk_size must be >= 1, got {self.forward_chunk_size}")
         if self.remove_unused_columns:
-            raise ValueError("remove_unused_columns must be False for RankingConfig (groups are not columns)")
+            raise UserError("remove_unused_columns must be False for RankingConfig (groups are not columns)")
         self.dataset_kwargs = {**(self.dataset_kwargs or {}), "skip_prepare_dataset": True}
         super().__post_init__()
 

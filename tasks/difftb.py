@@ -62,6 +62,7 @@ from dataclasses import dataclass
 
 from tasks.ports import MAX_PORT_BITS, ModuleInterface, Port, Variable
 from verilog_tools.config import option as _f
+from verilog_tools.errors import UserError
 
 STARTS = ("auto", "x", "zero")
 MAX_SLOTS = 256   # a group run compares at most this many slots (its verdict total stays far below 2**31)
@@ -82,12 +83,12 @@ class StimulusConfig:
 
     def __post_init__(self):
         if self.start not in STARTS:
-            raise ValueError(f"StimulusConfig.start must be one of {STARTS}, got {self.start!r}")
+            raise UserError(f"StimulusConfig.start must be one of {STARTS}, got {self.start!r}")
         if self.cycles < 1 or self.reset_cycles < 0:
-            raise ValueError(f"StimulusConfig: cycles must be >= 1 and reset_cycles >= 0, got "
-                             f"{self.cycles}, {self.reset_cycles}")
+            raise UserError(f"StimulusConfig: cycles must be >= 1 and reset_cycles >= 0, got "
+                            f"{self.cycles}, {self.reset_cycles}")
         if not 0 <= self.reset_rate <= 1:
-            raise ValueError(f"StimulusConfig.reset_rate must be in [0, 1], got {self.reset_rate}")
+            raise UserError(f"StimulusConfig.reset_rate must be in [0, 1], got {self.reset_rate}")
 
 
 @dataclass(frozen=True)

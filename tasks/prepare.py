@@ -53,7 +53,8 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.data, str) or not self.data.strip():
-            raise UserError("config field data must be synthetic, resyn27k or a path to a data file")
+            raise UserError(f"config field data={self.data!r} is invalid: must be synthetic, resyn27k or a path "
+                            f"to a data file")
         if not 0.0 <= float(self.valid_fraction) <= 0.5:
             raise UserError(f"config field valid_fraction must be in [0, 0.5], got {self.valid_fraction}")
         if self.limit is not None and int(self.limit) < 1:

@@ -94,7 +94,7 @@ def test_a_failed_arm_stops_with_its_log_and_a_rerun_resumes_only_unfinished_arm
     assert main_ablation(argv) == 0
     launched = (tmp_path / "a" / "arms" / "launched.txt").read_text().split()
     assert launched.count("static-filter-off") == 1 and launched.count("iterative-filter-on") == 1
-    with pytest.raises(UserError, match="another ablation config"):
+    with pytest.raises(UserError, match=r"started with another config \(seed: None -> 5\)"):
         main_ablation([*argv[:-2], "--jobs", "1", "--seed", "5"])
 
 

@@ -107,9 +107,9 @@ def test_generator_hook(env):
 
 
 def test_config_validation_names_the_field():
-    with pytest.raises(ValueError, match="fail_under"):
+    with pytest.raises(UserError, match="fail_under"):
         EvalConfig(model="reference", fail_under=2.0)
-    with pytest.raises(ValueError, match="samples/model"):
+    with pytest.raises(UserError, match="samples/model"):
         EvalConfig()
     assert EvalConfig(model="reference", k="10,1,5").ks == (1, 5, 10)
 

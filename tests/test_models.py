@@ -202,14 +202,14 @@ def test_local_folder_without_tokenizer_names_the_missing_files(tiny, tmp_path):
 @pytest.mark.parametrize("field,value,allowed", [
     ("quant", "3bit", "none, 4bit, 8bit"), ("dtype", "fp8", "auto, float32"), ("device", "tpu", "auto, cpu, cuda")])
 def test_model_config_rejects_unknown_choices(field, value, allowed):
-    with pytest.raises(ValueError, match=f"ModelConfig.{field} must be one of {allowed}"):
+    with pytest.raises(UserError, match=f"ModelConfig.{field} must be one of {allowed}"):
         ModelConfig("m", **{field: value})
 
 
 def test_model_config_rejects_quantised_full_fine_tune_and_bad_lora():
-    with pytest.raises(ValueError, match="ModelConfig.lora"):
+    with pytest.raises(UserError, match="ModelConfig.lora"):
         ModelConfig("m", quant="4bit", lora=False)
-    with pytest.raises(ValueError, match="lora_dropout"):
+    with pytest.raises(UserError, match="lora_dropout"):
         ModelConfig("m", lora_dropout=1.5)
     assert ModelConfig("m", target_modules="q_proj, v_proj").target_modules == ["q_proj", "v_proj"]
 
@@ -226,7 +226,7 @@ def test_4bit_without_bitsandbytes_is_a_one_line_user_error(tiny, monkeypatch):
 def test_tiny_model_shape_is_checked():
     from harness.tiny_model import TinyModelConfig
 
-    with pytest.raises(ValueError, match="TinyModelConfig.intermediate_size must be a multiple of 32"):
+    with pytest.raises(UserError, match="TinyModelConfig.intermediate_size must be a multiple of 32"):
         TinyModelConfig(intermediate_size=688)
-    with pytest.raises(ValueError, match="TinyModelConfig.hidden_size"):
+    with pytest.raises(UserError, match="TinyModelConfig.hidden_size"):
         TinyModelConfig(hidden_size=96, num_heads=5)

@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 from harness.prompting import format_example  # noqa: E402
 from harness.ranking import (RankingCollator, build_ranking_dataset, ordered_pairs,  # noqa: E402
                              ranking_loss, ranking_loss_and_grad, sequence_logprobs)
+from verilog_tools.errors import UserError  # noqa: E402
 
 SPECIALS = ["<pad>", "<s>", "</s>", "<unk>"]
 
@@ -108,13 +109,12 @@ def test_sum_over_pairs_is_the_mean_times_the_pair_count():
 def test_pair_options_are_checked(bad, match):
     from harness.ranking import check_pair_options
     options = {"margin": 0.0, "min_gap": 0.0, "reduction": "mean", **bad}
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(UserError, match=match):
         check_pair_options(**options)
 
 
 def test_config_fields_reject_bad_pair_options_in_one_line():
     from harness.train_config import TrainConfig
-    from verilog_tools.errors import UserError
     for field, value in (("pair_reduction", "avg"), ("min_score_gap", -0.5)):
         with pytest.raises(UserError, match=field) as err:
             TrainConfig(**{field: value})

@@ -13,6 +13,7 @@ from harness.prompting import encode_prompt, format_prompt  # noqa: E402
 from harness.sampling import (  # noqa: E402
     SamplingConfig, completion_seed, sample_completions, truncate_at_stop)
 from harness.tiny_model import build_tiny_model  # noqa: E402
+from verilog_tools.errors import UserError  # noqa: E402
 
 SMALL = dict(vocab_size=512, hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128, max_positions=256)
 # Each answer goes on past its first `endmodule` (and has no EOS), so only the stop can end it early.
@@ -133,7 +134,7 @@ def test_truncate_at_stop_and_seeds():
 @pytest.mark.parametrize("field,value", [("num_samples", 0), ("temperature", -1.0), ("top_p", 0.0),
                                          ("top_p", 1.5), ("batch_size", 0), ("max_new_tokens", -3)])
 def test_sampling_config_validation_names_the_field(field, value):
-    with pytest.raises(ValueError, match=f"SamplingConfig.{field}"):
+    with pytest.raises(UserError, match=f"SamplingConfig.{field}"):
         SamplingConfig(**{field: value})
 
 

@@ -7,6 +7,7 @@ from harness.scoring import ScoreConfig, score_groups, score_stats
 from tasks.records import TrainingRecord
 from tasks.rouge import rouge_l
 from verilog_tools import status as st
+from verilog_tools.errors import UserError
 
 
 
@@ -109,7 +110,7 @@ def test_stats(icarus):
 
 
 def test_config_validation():
-    with pytest.raises(ValueError, match="mode"):
+    with pytest.raises(UserError, match="mode"):
         ScoreConfig(mode="vibes")
-    with pytest.raises(ValueError, match="functional_scale"):
+    with pytest.raises(UserError, match="functional_scale"):
         ScoreConfig(functional_scale=float("nan"))

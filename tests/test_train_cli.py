@@ -96,7 +96,7 @@ def test_manifest_records_both_seeds(tmp_path):
     run = open_run(cfg, args)
     manifest = json.loads((run.path / "manifest.json").read_text())
     assert manifest["seeds"] == {"seed": 3, "data_seed": 7}
-    assert manifest["config"]["data_seed"] == 7 and manifest["config"]["optimizer_schedule"] == "reset"
+    assert manifest["config"]["data_seed"] == 7 and manifest["config"]["optimizer_schedule"] == cfg.optimizer_schedule
     run.release()
 
 

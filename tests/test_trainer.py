@@ -12,6 +12,7 @@ from harness.prompting import format_example  # noqa: E402
 from harness.ranking import RankingCollator, build_ranking_dataset  # noqa: E402
 from harness.trainer import RankingConfig, RankingTrainer, joint_loss, split_backward  # noqa: E402
 from test_ranking import group_row, tiny_model, tiny_tokenizer  # noqa: E402
+from verilog_tools.errors import UserError  # noqa: E402
 
 
 def _rows():
@@ -124,13 +125,13 @@ def test_gradient_accumulation_matches_bigger_batch(tmp_path, split):
 
 
 def test_config_rejects_bad_values(tmp_path):
-    with pytest.raises(ValueError, match="alpha"):
+    with pytest.raises(UserError, match="alpha"):
         _config(tmp_path, alpha=-1.0)
-    with pytest.raises(ValueError, match="forward_chunk_size"):
+    with pytest.raises(UserError, match="forward_chunk_size"):
         _config(tmp_path, forward_chunk_size=0)
-    with pytest.raises(ValueError, match="pair_reduction"):
+    with pytest.raises(UserError, match="pair_reduction"):
         _config(tmp_path, pair_reduction="median")
-    with pytest.raises(ValueError, match="min_score_gap"):
+    with pytest.raises(UserError, match="min_score_gap"):
         _config(tmp_path, min_score_gap=-0.1)
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from harness.bench.common import BenchResult, Goal, machine_info, stopwatch
 from harness.bench.report import format_tables
-from harness.runs import RunFolder, package_versions, write_manifest
+from harness.runs import RunFolder, package_versions, run_folder, write_manifest
 from verilog_tools.errors import UserError
 
 # name -> module (each has TITLE, SCALES and run(work_dir, workers, **SCALES[scale]))
@@ -92,8 +92,7 @@ def main_bench(argv: list[str]) -> int:
     args = parse_args(argv)
     names = select(args.only)
     workers = args.workers or os.cpu_count() or 1
-    run = RunFolder.create(args.results_dir, args.run, "bench")
-    try:
+    with run_folder(args.results_dir, args.run, "bench") as run:
         config = {"only": names, "scale": args.scale, "workers": workers}
         write_manifest(run, config, argv=["bench", *argv])
         machine = machine_info()
@@ -117,10 +116,6 @@ def main_bench(argv: list[str]) -> int:
             header["goals"] = [Goal(f"whole run under {FULL_BUDGET_SECONDS // 60} min", f"{total / 60:.1f} min",
                                     total < FULL_BUDGET_SECONDS)]
         table = write_results(run, header, results)
-    except BaseException:
-        run.release()
-        raise
-    run.finish()
     print(table)
     print(f"results: {run.path}/bench.json")
     return 1 if any(r.skipped and r.skipped.startswith("FAILED") for r in results) else 0

@@ -32,19 +32,17 @@ def timed_run(cfg, results_dir: Path) -> tuple[dict[str, list[float]], float]:
     import torch
 
     from harness import loop, stages
-    from harness.runs import RunFolder
+    from harness.runs import run_folder
 
-    run = RunFolder.create(results_dir, "end-to-end", "train")
     calls: dict[str, list[float]] = {}
     depth = [0]
     threads = torch.get_num_threads()  # the loop sets the preset's torch_threads process-wide
     try:
-        with timed_calls(loop, list(LOOP_STAGES), calls, depth), \
+        with run_folder(results_dir, "end-to-end", "train") as run, \
+                timed_calls(loop, list(LOOP_STAGES), calls, depth), \
                 timed_calls(stages, list(ITERATION_STAGES), calls, depth), stopwatch() as total:
             loop.run_iterations(run, cfg)
-        run.finish()
     finally:
-        run.release()
         torch.set_num_threads(threads)
     return calls, total.seconds
 
