@@ -89,9 +89,10 @@ def load_values(run_dir: Path, cfg, arms, donor_of: dict, last: int) -> dict:
     from harness.experiment import greedy_dir
 
     by_key: dict = {}
+    its = evaluated(cfg, arms)
     for a in arms:  # arm_runs order: seeds outermost, so each list follows cfg.seeds
         d = run_dir / "arms" / a.name
-        for it in evaluated(cfg, arms):
+        for it in its:
             by_key.setdefault((a.score, a.arm, "sampled", it), []).append(problem_values(d / f"iter-{it:02d}" / "eval"))
         if cfg.greedy:
             for it, source in ((0, donor_of[a.name]), (last, a.name)):
@@ -118,11 +119,12 @@ def analyse(run_dir: Path, cfg, arms, donor_of: dict, last: int) -> dict:
     """Every figure of the report, per score."""
     plan, values = cfg.plan, load_values(run_dir, cfg, arms, donor_of, last)
     kinds = ("sampled", "greedy") if cfg.greedy else ("sampled",)
+    sampled_its = evaluated(cfg, arms)
     out = {}
     for score in cfg.scores:
         v = lambda arm, kind, it: values[(score, arm, kind, it)]  # noqa: E731
         per_arm = {arm: {kind: {it: mean_interval(v(arm, kind, it), plan) for it in
-                                (evaluated(cfg, arms) if kind == "sampled" else (0, last))} for kind in kinds}
+                                (sampled_its if kind == "sampled" else (0, last))} for kind in kinds}
                    for arm in cfg.arms}
         change = {arm: mean_interval(paired(v(arm, "sampled", last), v(arm, "sampled", 0), f"{arm} last vs 0"), plan)
                   for arm in cfg.arms}

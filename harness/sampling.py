@@ -1,5 +1,6 @@
-"""Sample Verilog completions from a Hugging Face causal LM: batched `generate` with temperature and
-nucleus (top-p) sampling, a stop rule, and seeds that make results reproducible.
+"""Sample Verilog completions from a Hugging Face causal LM: batched decoding (the project's decode loop,
+harness.decode, or transformers' `generate` with `decoder: generate`) with temperature and nucleus
+(top-p) sampling, a stop rule, and seeds that make results reproducible.
 
 Stop rules: evaluation stops each completion at its first `endmodule` (`stop_at_endmodule`, the
 default). Training candidates follow the paper (`training_sampling_config`): they run until EOS, a
@@ -7,8 +8,8 @@ closing code fence (`stop_at_fence`: the second ``` of the completion) or the to
 module written before the answer is kept and the multi-module score applies to it.
 
 Reproducibility: every completion (prompt index i, sample index j) draws its tokens from its own
-torch.Generator seeded from (seed, i, j), inside a logits processor (SeededSampler) that does the
-temperature / top-p draw itself and leaves `generate` to pick that token greedily. So:
+torch.Generator seeded from (seed, i, j) (SeededSampler: called by the decode loop, or a logits
+processor whose drawn token `generate` then picks greedily; both draw the same tokens). So:
 - the same prompts, config and model give the same completions on the same machine;
 - the random stream of a completion does not depend on batch_size or on which other completions share
   its batch; the text is then identical too unless padding changes the logits by a rounding error that
