@@ -63,7 +63,7 @@ class Generator:
         prompt = format_prompt(self.tokenizer, instruction)
         cfg = SamplingConfig(num_samples=n, temperature=temperature, top_p=top_p,
                              max_new_tokens=min(max_tokens or self.max_new_tokens, self.max_new_tokens),
-                             batch_size=max(1, min(n, 8)), seed=seed or 0, kv_cache="dynamic")
+                             batch_size=max(1, min(n, 8)), seed=seed or 0)
         stats: dict = {}
         with self.lock:
             texts = sample_completions(self.model, self.tokenizer, [prompt], cfg, progress=False, stats=stats)[0]
