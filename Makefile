@@ -51,6 +51,18 @@ RUNS ?=
 JOBS ?=
 EXPERIMENT ?=
 SEEDS ?=
+DATA_SEED ?=
+WARMUP_LIMIT ?=
+WARMUP_EPOCHS ?=
+INSTRUCTIONS_PER_ITER ?=
+OPTIMIZER_SCHEDULE ?=
+ALPHA ?=
+EVAL_N ?=
+EVAL_TEMPERATURE ?=
+EVAL_EVERY ?=
+EVAL_SIM_SECONDS ?=
+# Any other train flag (`python -m harness train --help`), passed through as written: TRAIN_ARGS='--lora-r 8'
+TRAIN_ARGS ?=
 SCORES ?=
 ONLY ?=
 SCALE ?=
@@ -95,6 +107,13 @@ TRAIN_FLAGS = $(call flag,--iters,$(ITERS)) $(call flag,--preset,$(PRESET)) $(ca
   $(call flag,--gpus,$(GPUS)) $(call flag,--distributed,$(DISTRIBUTED)) $(call flag,--gpu-type,$(GPU_TYPE)) \
   $(call flag,--measured-from,$(MEASURED_FROM)) \
   $(if $(filter 1 yes true,$(RESTART)),--restart,) $(if $(filter 1 yes true,$(DRY_RUN)),--dry-run,)
+
+# The experiment's loop (docs/method.md): data seed, warm start, iteration data and optimiser, held-out evaluation.
+TRAIN_FLAGS += $(call flag,--data-seed,$(DATA_SEED)) $(call flag,--warmup-limit,$(WARMUP_LIMIT)) \
+  $(call flag,--warmup-epochs,$(WARMUP_EPOCHS)) $(call flag,--instructions-per-iter,$(INSTRUCTIONS_PER_ITER)) \
+  $(call flag,--optimizer-schedule,$(OPTIMIZER_SCHEDULE)) $(call flag,--alpha,$(ALPHA)) \
+  $(call flag,--eval-n,$(EVAL_N)) $(call flag,--eval-temperature,$(EVAL_TEMPERATURE)) \
+  $(call flag,--eval-every,$(EVAL_EVERY)) $(call flag,--eval-sim-seconds,$(EVAL_SIM_SECONDS)) $(TRAIN_ARGS)
 
 ABLATION_FLAGS = $(call flag,--iters,$(ITERS)) $(call flag,--preset,$(PRESET)) $(call flag,--config,$(CONFIG)) \
   $(call flag,--run,$(RUN)) $(call flag,--seed,$(SEED)) $(call flag,--jobs,$(JOBS)) $(call flag,--data,$(DATA)) \

@@ -109,3 +109,24 @@ def test_a_run_from_before_data_seed_resumes_with_its_seed_as_data_seed(tmp_path
     with pytest.raises(UserError, match=r"data_seed: None -> 0"):
         open_run(*_args(tmp_path, "--iters", "2", "--seed", "3"))
     open_run(*_args(tmp_path, "--iters", "2", "--seed", "3", "--data-seed", "3")).release()
+
+
+def test_every_make_train_variable_is_a_train_flag(tmp_path):
+    # the Makefile's TRAIN_FLAGS lines render `--name VALUE`; each name must parse into the config
+    import re
+    from pathlib import Path
+
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    block = re.search(r"^TRAIN_FLAGS = .*?(?=^\S)", makefile, re.M | re.S).group(0)
+    block += "".join(re.findall(r"^TRAIN_FLAGS \+= .*?(?=^\S|\Z)", makefile, re.M | re.S))
+    flags = sorted(set(re.findall(r"\$\(call flag,(--[a-z-]+),", block)))
+    assert {"--data-seed", "--warmup-limit", "--eval-every", "--eval-sim-seconds", "--optimizer-schedule"} <= set(flags)
+    values = {"--data-seed": "3", "--warmup-limit": "10", "--warmup-epochs": "1", "--instructions-per-iter": "8",
+              "--optimizer-schedule": "reset", "--alpha": "0.5", "--eval-n": "2", "--eval-temperature": "0.5",
+              "--eval-every": "2", "--eval-sim-seconds": "7"}
+    for flag, value in values.items():
+        assert flag in flags
+        cfg, _ = _args(tmp_path, flag, value)
+        field = flag[2:].replace("-", "_")
+        got = getattr(cfg, field)
+        assert got == type(got)(value), (flag, got)
