@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from harness.flags import Parser, add_config_flags, given
 from harness.mdtable import md_table
 from harness.runs import RunFolder, run_folder, write_manifest
 from harness.train_config import load_config
@@ -279,16 +280,13 @@ def folder_options(cfg: AblationConfig) -> dict:
 
 
 def main_ablation(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness ablation", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    fields = AblationConfig.__dataclass_fields__
-    for name, kind in (("preset", str), ("config", str), ("iters", int), ("seed", int), ("data", str),
-                       ("eval_bench", str), ("limit", int), ("jobs", int)):
-        parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=fields[name].metadata["help"])
+    parser = Parser(prog="python -m harness ablation", description=__doc__,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    names = add_config_flags(parser, AblationConfig, defaults=False)
     parser.add_argument("--run", help="ablation folder name under --results-dir (resumes if it exists)")
     parser.add_argument("--results-dir", default="results", help="where run folders go")
     args = parser.parse_args(argv)
-    cfg = AblationConfig(**{k: getattr(args, k) for k in fields if getattr(args, k) is not None})
+    cfg = AblationConfig(**given(args, names))
     train_cfg = load_config(cfg.preset, cfg.config, cfg.overrides())  # a broken config fails here, not in 4 arms
     jobs = auto_jobs(cfg, train_cfg)
     with run_folder(args.results_dir, args.run, "ablation", **folder_options(cfg)) as run:

@@ -10,55 +10,33 @@ manifest (config, git commit, tool versions, data hashes); an existing folder is
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import time
 from pathlib import Path
 
+from harness.flags import Parser, add_config_flags, given
 from tasks.prepare import DataConfig, PreparedData, prepare_data
 
 RESULTS_ROOT = "results"
 
 
-def _flag(value: str) -> bool:
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected 0 or 1, got {value!r}")
-
-
-def _help(name: str) -> str:
-    return next(f.metadata["help"] for f in dataclasses.fields(DataConfig) if f.name == name)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m harness data", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="synthetic", help=_help("data"))
-    parser.add_argument("--filter", type=_flag, default=True, metavar="0|1", help=_help("filter"))
-    parser.add_argument("--syntax-filter", type=_flag, default=True, metavar="0|1", help=_help("syntax_filter"))
-    parser.add_argument("--decontaminate", type=_flag, default=True, metavar="0|1", help=_help("decontaminate"))
-    parser.add_argument("--require-decontamination", action="store_true", help=_help("require_decontamination"))
-    parser.add_argument("--valid-fraction", type=float, default=0.02, help=_help("valid_fraction"))
-    parser.add_argument("--seed", type=int, default=0, help=_help("seed"))
-    parser.add_argument("--limit", type=int, default=None, help=_help("limit"))
-    parser.add_argument("--workers", type=int, default=2, help=_help("workers"))
+def build_parser() -> tuple[Parser, list[str]]:
+    """The parser and the DataConfig fields it carries (every one a flag, `harness.flags`)."""
+    parser = Parser(prog="python -m harness data", description=__doc__.splitlines()[0])
+    names = add_config_flags(parser, DataConfig)
     parser.add_argument("--score", default="paper", choices=("paper", "functional", "equivalence"),
                         help="the training score the data is for; equivalence also self-checks every reference")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--out", help="write into this directory (created; files in it are replaced)")
     where.add_argument("--run", help="name of a new run folder; default data-<timestamp>")
     parser.add_argument("--results-dir", default=None, help=f"where run folders go (default {RESULTS_ROOT})")
-    return parser
+    return parser, names
 
 
 def main_data(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
-    cfg = DataConfig(data=args.data, filter=args.filter, syntax_filter=args.syntax_filter,
-                     decontaminate=args.decontaminate,
-                     require_decontamination=args.require_decontamination,
-                     valid_fraction=args.valid_fraction, seed=args.seed, limit=args.limit,
-                     workers=args.workers)
+    parser, names = build_parser()
+    args = parser.parse_args(argv)
+    cfg = DataConfig(**given(args, names))
     started = time.monotonic()
     if args.out:
         prepared = prepare_data(cfg, Path(args.out))

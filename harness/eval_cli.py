@@ -14,13 +14,13 @@ model id...) is merged into metrics.json.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from harness.flags import Parser, add_config_flags
 from harness.provenance import eval_provenance, known_failure_lines
 from harness.report import try_build_report
 from harness.runs import RunFolder, run_folder, write_manifest
@@ -119,18 +119,9 @@ class EvalConfig:
 
 
 def parse_args(argv: list[str]) -> EvalConfig:
-    parser = argparse.ArgumentParser(prog="python -m harness eval", description=__doc__.split("\n")[0])
-    types = {"fail_under": float, "workers": int, "timeout": float, "max_line_bytes": int, "limit": int, "n": int,
-             "temperature": float, "top_p": float, "max_new_tokens": int, "seed": int,
-             "concurrency": int, "retries": int}
-    for f in fields(EvalConfig):
-        flag = "--" + f.name.replace("_", "-")
-        if f.type in ("bool", bool):
-            parser.add_argument(flag, action="store_true", help=f.metadata["help"])
-        else:
-            parser.add_argument(flag, type=types.get(f.name, str), default=f.default, help=f.metadata["help"])
-    args = parser.parse_args(argv)
-    return EvalConfig(**vars(args))
+    parser = Parser(prog="python -m harness eval", description=__doc__.split("\n")[0])
+    add_config_flags(parser, EvalConfig)
+    return EvalConfig(**vars(parser.parse_args(argv)))
 
 
 def main_eval(argv: list[str], *, generate_samples: GenerateSamples | None = None) -> int:

@@ -31,6 +31,7 @@ import yaml
 
 from harness.ablation import Job, parallel_jobs, run_complete, run_jobs, stages_done
 from harness.experiment_config import Arm, ExperimentConfig, arm_runs, load_experiment, resolved_configs, train_config
+from harness.flags import Parser, add_config_flags, given, to_int
 from harness.runs import RunFolder, run_folder, write_manifest
 from harness.train_config import TrainConfig
 from verilog_tools.errors import UserError
@@ -210,32 +211,23 @@ def register(run: RunFolder, cfg: ExperimentConfig, resolved: dict) -> None:
 
 
 def parse_args(argv: list[str]) -> tuple[ExperimentConfig, argparse.Namespace]:
-    parser = argparse.ArgumentParser(prog="python -m harness experiment", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    """The experiment file's fields and two train fields of every arm as flags (`harness.flags`); the
+    ones given replace the file's."""
+    parser = Parser(prog="python -m harness experiment", description=__doc__,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--experiment", help="the experiment file (default harness/experiments/default.yaml)")
-    fields = ExperimentConfig.__dataclass_fields__
-    parser.add_argument("--preset", help=fields["preset"].metadata["help"])
-    parser.add_argument("--config", help=fields["config"].metadata["help"])
-    parser.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2 (" + fields["seeds"].metadata["help"] + ")")
-    parser.add_argument("--scores", help="comma-separated scores, e.g. paper,equivalence")
-    parser.add_argument("--iters", type=int, help="iterations of every arm (a train field)")
-    parser.add_argument("--limit", type=int, help="first N training instructions only (a smoke run; a train field)")
-    parser.add_argument("--jobs", type=int, default=0, help="arm runs at the same time (0 = one per core / torch "
-                                                           "thread; 1 on a GPU preset); not part of the plan")
+    names = add_config_flags(parser, ExperimentConfig, defaults=False, only=("preset", "config", "seeds", "scores"))
+    train_names = add_config_flags(parser, TrainConfig, defaults=False, only=("iters", "limit"), help_for={
+        "iters": "iterations of every arm (a train field)",
+        "limit": "first N training instructions only (a smoke run; a train field)"})
+    parser.add_argument("--jobs", type=to_int, default=0, help="arm runs at the same time (0 = one per core / "
+                                                              "torch thread; 1 on a GPU preset); not part of the plan")
     parser.add_argument("--run", help="experiment folder name under --results-dir (resumes if it exists)")
     parser.add_argument("--results-dir", default="results", help="where run folders go")
     args = parser.parse_args(argv)
     if args.jobs < 0:
         raise UserError(f"--jobs={args.jobs} is invalid: must be >= 0 (0 = automatic)")
-    split = lambda s: [x.strip() for x in s.split(",") if x.strip()] if s else None  # noqa: E731
-    try:
-        seeds = [int(s) for s in split(args.seeds)] if args.seeds else None
-    except ValueError:
-        raise UserError(f"SEEDS={args.seeds!r} must be comma-separated integers, e.g. 0,1,2") from None
-    train = {k: v for k, v in (("iters", args.iters), ("limit", args.limit)) if v is not None}
-    overrides = {"preset": args.preset, "config": args.config, "seeds": seeds, "scores": split(args.scores),
-                 "train": train}
-    return load_experiment(args.experiment, overrides), args
+    return load_experiment(args.experiment, {**given(args, names), "train": given(args, train_names)}), args
 
 
 def main_experiment(argv: list[str]) -> int:

@@ -73,10 +73,10 @@ class Plan:
 class ExperimentConfig:
     preset: str = _f("tiny-cpu", "preset of every arm (harness/presets/*.yaml)")
     config: str | None = _f(None, "a YAML of train config fields applied to every arm after the preset (CONFIG=)")
-    seeds: list = _f((0, 1, 2), "seeds of training and sampling; every arm runs once per seed")
+    seeds: list[int] = _f((0, 1, 2), "seeds of training and sampling; every arm runs once per seed")
     data_seed: int | None = _f(0, "the one data seed (benchmark and training data) of every arm; passed on "
                                    "when the train config has the field, else every seed is its own benchmark")
-    scores: list = _f(("paper", "equivalence"), "candidate scores; every arm runs once per score")
+    scores: list[str] = _f(("paper", "equivalence"), "candidate scores; every arm runs once per score")
     arms: dict = _f(None, "arm name -> train config fields that make the arm (any TrainConfig field)")
     train: dict = _f(None, "train config fields of every arm (the experiment's size), before the arm's own")
     greedy: bool = _f(True, "also evaluate greedily (n=1) at iteration 0 and the last (a secondary figure)")

@@ -35,6 +35,7 @@ import sys
 import time
 from pathlib import Path
 
+from harness.flags import Parser
 from verilog_tools.errors import UserError
 
 ALLOW_CPU_ENV = "GPU_CHECK_ALLOW_CPU"
@@ -350,7 +351,7 @@ def format_table(stages: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.gpu_check", description=__doc__.splitlines()[0])
+    parser = Parser(prog="python -m harness.gpu_check", description=__doc__.splitlines()[0])
     parser.add_argument("--results-dir", default=os.environ.get("RESULTS_DIR", "results"))
     parser.add_argument("--run", default=None, help="run folder name (default gpu-check-<time>)")
     parser.add_argument("--iteration-child", default=None, help=argparse.SUPPRESS)

@@ -5,11 +5,11 @@ this module reads the shard folders and writes results.jsonl, metrics.json, prob
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
+from harness.flags import Parser
 from harness.runs import run_folder, write_manifest
 from tasks.evaluate import EvalOutcome
 from tasks.reports import summary_table, write_outcome
@@ -29,7 +29,7 @@ def _shard_folder(name: str, results_dir: str) -> Path:
 
 
 def main_merge(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness merge", description=__doc__.split("\n")[0])
+    parser = Parser(prog="python -m harness merge", description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="+", help="the shard run folders (RUNS)")
     parser.add_argument("--run", default=None, help="name of the merged run folder; default merge-<timestamp> (RUN)")
     parser.add_argument("--results-dir", default="results", help="where run folders go (RESULTS_DIR)")

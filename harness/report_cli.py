@@ -7,10 +7,10 @@ folder path or by its name under ``--results-dir``.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from harness.compare import PLOT_NAME, compare_runs
+from harness.flags import Parser
 from harness.report import build_report
 from harness.report_data import require_run_folder
 from harness.runs import run_folder, write_manifest
@@ -27,7 +27,7 @@ def resolve_run(name: str, results_dir: str | Path) -> Path:
 
 
 def main_report(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness report", description=__doc__.split("\n")[0])
+    parser = Parser(prog="python -m harness report", description=__doc__.split("\n")[0])
     parser.add_argument("run", help="run folder: a path, or a name under --results-dir (RUN)")
     parser.add_argument("--results-dir", default="results", help="where run folders are looked up by name")
     args = parser.parse_args(argv)
@@ -36,7 +36,7 @@ def main_report(argv: list[str]) -> int:
 
 
 def main_compare(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness compare", description=__doc__.split("\n")[0])
+    parser = Parser(prog="python -m harness compare", description=__doc__.split("\n")[0])
     parser.add_argument("runs", nargs="*", help="two or more run folders (paths or names under --results-dir)")
     parser.add_argument("--labels", nargs="+", help="one label per run, in order (quote labels with spaces)")
     parser.add_argument("--title", help="title of compare.md and of the plot")

@@ -12,12 +12,12 @@ to another interface on a network you trust. One request is generated at a time 
 """
 # No `from __future__ import annotations`: FastAPI must see the request classes, defined in
 # build_app, as real types to read them from the request body.
-import argparse
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 
+from harness.flags import Parser, add_config_flags
 from verilog_tools.errors import UserError
 
 
@@ -131,11 +131,8 @@ def build_app(generator, name: str):
 
 
 def main_serve(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness serve", description=__doc__.split("\n")[0])
-    types = {"port": int, "max_new_tokens": int}
-    for f in ServeConfig.__dataclass_fields__.values():
-        parser.add_argument("--" + f.name.replace("_", "-"), type=types.get(f.name, str), default=f.default,
-                            help=f.metadata["help"])
+    parser = Parser(prog="python -m harness serve", description=__doc__.split("\n")[0])
+    add_config_flags(parser, ServeConfig)
     config = ServeConfig(**vars(parser.parse_args(argv)))
     try:
         import uvicorn

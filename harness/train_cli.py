@@ -14,6 +14,7 @@ from pathlib import Path
 
 from harness import loop, runs
 from harness.compute import describe_plan
+from harness.flags import Parser, add_config_flags, given
 from harness.report import try_build_report
 from harness.runs import RunFolder, run_folder, write_manifest
 from harness.train_config import TrainConfig, load_config
@@ -23,25 +24,17 @@ RESUMABLE_CHANGES = {"iters", "workers", "dry_run", "gpu_type", "measured_from"}
 
 
 def parse_args(argv: list[str]) -> tuple[TrainConfig, argparse.Namespace]:
-    parser = argparse.ArgumentParser(prog="python -m harness train", description=__doc__)
-    parser.add_argument("--preset", help="named setup: tiny-cpu (default without CUDA) | paper (GPU)")
+    """Every TrainConfig field is a flag (`harness.flags`); the ones given override the preset and the
+    ``--config`` file."""
+    parser = Parser(prog="python -m harness train", description=__doc__)
     parser.add_argument("--config", help="a YAML file of config fields, applied after the preset")
     parser.add_argument("--run", help="run folder name under --results-dir (resumes if it exists)")
     parser.add_argument("--results-dir", default="results", help="where run folders go")
-    for f in dataclasses.fields(TrainConfig):
-        if f.name in ("preset", "dry_run", "restart"):
-            continue
-        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, default=None,
-                            help=f.metadata.get("help"))
-    parser.add_argument("--dry-run", action="store_true", help=TrainConfig.__dataclass_fields__["dry_run"]
-                        .metadata["help"])
-    parser.add_argument("--restart", dest="restart", action="store_const", const=True, default=None,
-                        help=TrainConfig.__dataclass_fields__["restart"].metadata["help"])
+    names = add_config_flags(parser, TrainConfig, defaults=False)
     args = parser.parse_args(argv)
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-                 if f.name != "preset" and getattr(args, f.name, None) is not None}
-    overrides["dry_run"] = args.dry_run or None
-    return load_config(args.preset or default_preset(), args.config, overrides), args
+    overrides = given(args, names)
+    preset = overrides.pop("preset", None) or default_preset()
+    return load_config(preset, args.config, overrides), args
 
 
 def default_preset() -> str:

@@ -6,6 +6,7 @@ command-line flags / Make variables. The merged result is written into the run f
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,11 +196,15 @@ class TrainConfig:
 
     def check_stage_configs(self) -> None:
         """Build the model's own configs from these fields now, so that a value they refuse (a LoRA
-        dropout of 1.5, a tiny width that is no multiple of 32) fails before any data or model work."""
-        model_config(self, self.model)
-        if self.model == "tiny":
-            TinyModelConfig(hidden_size=self.tiny_hidden_size, num_layers=self.tiny_layers,
-                            num_heads=self.tiny_heads, intermediate_size=self.tiny_intermediate_size)
+        dropout of 1.5, a tiny width that is no multiple of 32) fails before any data or model work, its
+        message naming this config's fields (``tiny_hidden_size``, not ``TinyModelConfig.hidden_size``)."""
+        try:
+            model_config(self, self.model)
+            if self.model == "tiny":
+                TinyModelConfig(hidden_size=self.tiny_hidden_size, num_layers=self.tiny_layers,
+                                num_heads=self.tiny_heads, intermediate_size=self.tiny_intermediate_size)
+        except UserError as exc:
+            raise UserError(in_train_fields(str(exc))) from None
 
     def process_batch(self, processes: int) -> tuple[int, int]:
         """(groups per micro-batch, accumulation steps) of each of ``processes`` training processes.
@@ -221,6 +226,22 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+# The model's own config fields under the names this config gives them (`TrainConfig.check_stage_configs`).
+SUB_CONFIG_FIELDS = {"ModelConfig": {"name_or_path": "model"},
+                     "TinyModelConfig": {"hidden_size": "tiny_hidden_size", "num_layers": "tiny_layers",
+                                         "num_heads": "tiny_heads", "intermediate_size": "tiny_intermediate_size"}}
+
+
+def in_train_fields(message: str) -> str:
+    """A ModelConfig/TinyModelConfig error reworded with the train fields a user sets."""
+    for owner, names in SUB_CONFIG_FIELDS.items():
+        if message.startswith(owner + "."):
+            message = "config field " + message[len(owner) + 1:]
+            for name, train_name in names.items():
+                message = re.sub(rf"\b{name}\b", train_name, message)
+    return message
 
 
 def model_config(cfg: TrainConfig, base: str) -> ModelConfig:

@@ -95,9 +95,20 @@ def test_unlocked_hands_the_lock_to_another_opener_and_takes_it_back(tmp_path):
 
 
 BAD_VALUES = [
-    (["train", "--lora", "1", "--lora-dropout", "1.5"], "lora_dropout"),
-    (["train", "--lora-r", "0"], "lora_r"),
-    (["train", "--tiny-hidden-size", "100"], "hidden_size"),
+    (["train", "--lora", "1", "--lora-dropout", "1.5"], "config field lora_dropout"),
+    (["train", "--lora-r", "0"], "config field lora_r"),
+    # the model's own configs refuse these; the error names the train field a user sets
+    (["train", "--tiny-hidden-size", "100"], "config field tiny_hidden_size must be a multiple of 32"),
+    (["train", "--tiny-heads", "5"], "tiny_hidden_size (192) must be a multiple of tiny_heads (5)"),
+    # a value of the wrong type is refused by the flags themselves, naming the flag
+    (["train", "--iters", "x"], "argument --iters: expected a whole number, got 'x'"),
+    (["train", "--lora", "maybe"], "argument --lora: expected 1/0"),
+    (["eval", "--model", "reference", "--n", "z"], "argument --n: expected a whole number"),
+    (["data", "--filter", "maybe"], "argument --filter: expected 1/0"),
+    (["experiment", "--seeds", "0,x"], "argument --seeds: expected a whole number, got 'x'"),
+    (["ablation", "--iters", "two"], "argument --iters"),
+    (["merge", "a", "--nope"], "unrecognized arguments: --nope"),
+    (["merge"], "the following arguments are required: runs"),
     (["train", "--sample-batch-size", "0"], "sample_batch_size=0"),
     (["train", "--forward-chunk-size", "0"], "forward_chunk_size=0"),
     (["train", "--limit", "-1"], "limit=-1"),

@@ -168,8 +168,9 @@ def test_cli_prints_summary_table(tmp_path, planted_benchmark, capsys):
 
 
 def test_cli_rejects_bad_flag_value(tmp_path):
-    with pytest.raises(SystemExit):
+    with pytest.raises(UserError, match="argument --filter: expected 1/0"):
         data_cli.main_data(["--filter", "maybe", "--out", str(tmp_path)])
+    assert not any(tmp_path.iterdir())  # refused before anything was written
 
 
 def test_cli_writes_a_run_folder(tmp_path, planted_benchmark, monkeypatch):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from harness.bench.common import BenchResult, Goal, machine_info, stopwatch
 from harness.bench.report import format_tables
+from harness.flags import Parser
 from harness.runs import RunFolder, package_versions, run_folder, write_manifest
 from verilog_tools.errors import UserError
 
@@ -37,7 +38,7 @@ FULL_BUDGET_SECONDS = 20 * 60
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m harness bench", description=__doc__.split("\n")[0])
+    parser = Parser(prog="python -m harness bench", description=__doc__.split("\n")[0])
     parser.add_argument("--run", help="run folder name under --results-dir (default bench-<timestamp>); "
                                       "an existing folder is never overwritten")
     parser.add_argument("--results-dir", default="results",
