@@ -173,7 +173,7 @@ bench: ## speed and memory against the obvious baselines (ONLY=name,... SCALE=fu
 .PHONY: gpu-check
 gpu-check: $(INSTALLED) | tools
 gpu-check: ## the GPU path in one offline command, stage by stage with pass/fail and peak memory (RUN= names it)
-	$(PYTHON) -m harness.gpu_check $(call flag,--run,$(RUN))
+	$(PYTHON) -m harness.commands.gpu_check $(call flag,--run,$(RUN))
 
 .PHONY: merge serve
 merge serve: $(INSTALLED)

@@ -1,6 +1,6 @@
 """`python -m harness <command>`: the one entry point the Makefile forwards to.
 
-Each command lives in its own module (``harness/<command>_cli.py``) as ``main_<command>(argv)``.
+Each command lives in its own module (``harness/commands/<command>.py``) as ``main_<command>(argv)``.
 A `UserError` becomes one line on stderr and exit code 2; any other exception is a bug: its
 traceback goes to a log file (never to the user's terminal in full) and the line names that file.
 """
@@ -19,16 +19,16 @@ from verilog_tools.errors import UserError
 _STORAGE_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM}
 
 COMMANDS = {
-    "eval": ("harness.eval_cli", "main_eval", "score samples or a model on a benchmark"),
-    "data": ("harness.data_cli", "main_data", "prepare a training data set"),
-    "train": ("harness.train_cli", "main_train", "run ITERTL iterations"),
-    "report": ("harness.report_cli", "main_report", "rebuild a run's report.md and plots"),
-    "compare": ("harness.report_cli", "main_compare", "put several runs side by side"),
-    "ablation": ("harness.ablation", "main_ablation", "run the paper's {iterative,static} x {filter on,off} grid"),
-    "experiment": ("harness.experiment", "main_experiment", "pre-registered arms x scores x seeds with intervals"),
-    "bench": ("harness.bench.cli", "main_bench", "measure speed and memory against baselines"),
-    "merge": ("harness.merge_cli", "main_merge", "join the shards of a SHARD=i/N evaluation"),
-    "serve": ("harness.serve", "main_serve", "serve a model as an OpenAI-compatible endpoint"),
+    "eval": ("harness.commands.eval", "main_eval", "score samples or a model on a benchmark"),
+    "data": ("harness.commands.data", "main_data", "prepare a training data set"),
+    "train": ("harness.commands.train", "main_train", "run ITERTL iterations"),
+    "report": ("harness.commands.report", "main_report", "rebuild a run's report.md and plots"),
+    "compare": ("harness.commands.report", "main_compare", "put several runs side by side"),
+    "ablation": ("harness.experiment.ablation", "main_ablation", "run the paper's {iterative,static} x {filter on,off} grid"),
+    "experiment": ("harness.experiment.arms", "main_experiment", "pre-registered arms x scores x seeds with intervals"),
+    "bench": ("harness.commands.bench", "main_bench", "measure speed and memory against baselines"),
+    "merge": ("harness.commands.merge", "main_merge", "join the shards of a SHARD=i/N evaluation"),
+    "serve": ("harness.commands.serve", "main_serve", "serve a model as an OpenAI-compatible endpoint"),
 }
 
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import ablation
-from harness.ablation import ARMS, AblationConfig, arm_argv, arm_name, main_ablation, pass_at_1_table
-from harness.train_config import load_config
+from harness.experiment import ablation
+from harness.experiment.ablation import ARMS, AblationConfig, arm_argv, arm_name, main_ablation, pass_at_1_table
+from harness.config import load_config
 from verilog_tools.errors import UserError
 
 FAKE_ARM = """
@@ -41,7 +41,7 @@ def fake_arms(monkeypatch, tmp_path):
     monkeypatch.setattr(ablation, "arm_argv", lambda cfg, arms_dir, mode, filter_on, workers:
                         [sys.executable, str(script), str(arms_dir), arm_name(mode, filter_on)])
     calls = []
-    monkeypatch.setattr("harness.report.compare_runs",
+    monkeypatch.setattr("harness.reports.report.compare_runs",
                         lambda dirs, out, labels=None, title=None: calls.append((dirs, labels)) or "table",
                         raising=False)
     monkeypatch.setattr(ablation.time, "sleep", lambda s: None)
@@ -110,7 +110,7 @@ def test_table_marks_missing_iterations(tmp_path):
 
 DRIVER = """
 import sys, pathlib
-from harness.ablation import Job, run_jobs
+from harness.experiment.ablation import Job, run_jobs
 d = pathlib.Path(sys.argv[1])
 step = [sys.executable, "-c", "import os, sys, time, pathlib; "
         "pathlib.Path(sys.argv[1], 'child.pid').write_text(str(os.getpid())); time.sleep(120)", str(d)]

@@ -20,7 +20,7 @@ import pytest
 
 openai = pytest.importorskip("openai")
 
-from harness import api_sampler  # noqa: E402
+from harness.sample import api_sampler  # noqa: E402
 from verilog_tools.errors import UserError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -111,7 +111,7 @@ def _rows(cache: Path) -> int:
 
 @pytest.mark.slow
 def test_eval_through_make_serve_resumes_from_the_cache_after_the_server_dies(tmp_path, torch_one_thread):
-    from harness.tiny_model import build_tiny_model
+    from harness.model.tiny_model import build_tiny_model
     corpus = [f"module top_module(input [{i % 8}:0] a, output [{i % 8}:0] q);\n assign q = ~a;\nendmodule\n"
               for i in range(60)]
     model = build_tiny_model(tmp_path / "tiny", corpus, seed=0, vocab_size=512, hidden_size=64, num_layers=2,

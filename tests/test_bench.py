@@ -9,7 +9,6 @@ import sys
 import pytest
 
 from harness.bench import (
-    cli,
     end_to_end,
     eval_throughput,
     ranking_memory,
@@ -17,6 +16,7 @@ from harness.bench import (
     scoring_throughput,
 )
 from harness.bench.common import BenchResult
+from harness.commands import bench as cli
 from verilog_tools.errors import UserError
 
 

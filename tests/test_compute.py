@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from harness import compute
-from harness.train_config import GPU_TYPES, load_config
+from harness.loop import compute
+from harness.config import GPU_TYPES, load_config
 from verilog_tools.errors import UserError
 
 

@@ -1,4 +1,4 @@
-"""Tests for harness.decode: the decode loop gives what transformers' generate() gives, row for row,
+"""Tests for harness.sample.decode: the decode loop gives what transformers' generate() gives, row for row,
 when rows finish at different steps and are dropped from the batch; its cache refuses to overflow."""
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from harness.decode import PrefixLayer, cache_keyword, decode  # noqa: E402
-from harness.models import ModelConfig, load_model, load_tokenizer  # noqa: E402
-from harness.prompting import format_prompt  # noqa: E402
-from harness.sampling import SamplingConfig, SeededSampler, sample_completions  # noqa: E402
-from harness.tiny_model import build_tiny_model  # noqa: E402
+from harness.sample.decode import PrefixLayer, cache_keyword, decode  # noqa: E402
+from harness.model.models import ModelConfig, load_model, load_tokenizer  # noqa: E402
+from harness.model.prompting import format_prompt  # noqa: E402
+from harness.sample.sampling import SamplingConfig, SeededSampler, sample_completions  # noqa: E402
+from harness.model.tiny_model import build_tiny_model  # noqa: E402
 
 SMALL = dict(vocab_size=384, hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128, max_positions=256)
 CORPUS = ["module m(input a, output y); assign y = ~a; endmodule\n```verilog\n```"] * 30

@@ -1,7 +1,7 @@
 """GPUS=N: the accelerate command, its config files, the driver around the launched train stage, and the
 config rules (DeepSpeed without quantisation, the same optimiser batch on any GPU count).
 
-The launched processes are replaced by `python -m harness.train_worker` (one process, fast) in the
+The launched processes are replaced by `python -m harness.loop.train_worker` (one process, fast) in the
 default tests; a slow test runs the exact `accelerate launch` command with two CPU processes (DDP over
 gloo), and a GPU test runs it on two GPUs where there are two.
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import distributed
-from harness.train_config import TrainConfig, load_config
+from harness.loop import distributed
+from harness.config import TrainConfig, load_config
 from verilog_tools.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -27,8 +27,8 @@ def test_ddp_command_is_accelerate_launch_of_the_worker(tmp_path):
     cfg = TrainConfig(gpus=2)
     job = tmp_path / "train_job.json"
     assert distributed.accelerate_command(cfg, job) == [
-        distributed.accelerate_executable(), "launch", "--config_file", str(REPO / "harness/accelerate/ddp.yaml"),
-        "--num_processes", "2", "-m", "harness.train_worker", str(job)]
+        distributed.accelerate_executable(), "launch", "--config_file", str(REPO / "harness/loop/accelerate/ddp.yaml"),
+        "--num_processes", "2", "-m", "harness.loop.train_worker", str(job)]
 
 
 def test_deepspeed_command_names_the_zero3_config_and_its_json(tmp_path):
@@ -36,9 +36,9 @@ def test_deepspeed_command_names_the_zero3_config_and_its_json(tmp_path):
     job = tmp_path / "train_job.json"
     assert distributed.accelerate_command(cfg, job) == [
         distributed.accelerate_executable(), "launch",
-        "--config_file", str(REPO / "harness/accelerate/deepspeed_zero3.yaml"),
-        "--deepspeed_config_file", str(REPO / "harness/accelerate/ds_zero3.json"),
-        "--num_processes", "4", "-m", "harness.train_worker", str(job)]
+        "--config_file", str(REPO / "harness/loop/accelerate/deepspeed_zero3.yaml"),
+        "--deepspeed_config_file", str(REPO / "harness/loop/accelerate/ds_zero3.json"),
+        "--num_processes", "4", "-m", "harness.loop.train_worker", str(job)]
 
 
 @pytest.mark.parametrize("distributed_type", ["ddp", "deepspeed"])
@@ -50,7 +50,7 @@ def test_accelerate_parses_the_command_and_its_config(tmp_path, distributed_type
     cfg = TrainConfig(gpus=2, distributed=distributed_type, split_gradients=False)
     argv = distributed.accelerate_command(cfg, tmp_path / "job.json")
     args = launch_command_parser().parse_args(argv[2:])
-    assert args.num_processes == 2 and args.module and args.training_script == "harness.train_worker"
+    assert args.num_processes == 2 and args.module and args.training_script == "harness.loop.train_worker"
     config = load_config_from_file(args.config_file)
     assert config.num_machines == 1
     if distributed_type == "ddp":
@@ -93,7 +93,7 @@ def test_more_gpus_than_visible_is_a_one_line_error(monkeypatch):
 
 
 def test_dry_run_prints_the_exact_command(tmp_path, capsys):
-    from harness.train_cli import main_train
+    from harness.commands.train import main_train
 
     assert main_train(["--gpus", "2", "--dry-run", "--run", "r", "--results-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
@@ -117,7 +117,7 @@ def test_make_passes_the_scaling_variables():
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from harness.tiny_model import build_tiny_model
+    from harness.model.tiny_model import build_tiny_model
 
     corpus = [f"module m{i}(input a, output y); assign y = a ^ {i % 2}; endmodule" for i in range(40)]
     return str(build_tiny_model(tmp_path_factory.mktemp("m") / "tiny", corpus, seed=0, **TINY))
@@ -143,7 +143,7 @@ def tiny_config(**overrides) -> TrainConfig:
 def worker_instead_of_accelerate(argv: list[str], log: Path) -> int:
     """Run the job the way one launched process would, without accelerate."""
     with open(log, "wb") as fh:
-        return subprocess.run([sys.executable, "-m", "harness.train_worker", argv[-1]], cwd=REPO,
+        return subprocess.run([sys.executable, "-m", "harness.loop.train_worker", argv[-1]], cwd=REPO,
                               stdout=fh, stderr=subprocess.STDOUT, timeout=300).returncode
 
 

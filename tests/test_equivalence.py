@@ -1,5 +1,5 @@
 """SCORE=equivalence: the differential testbench (tasks.difftb), group scoring (tasks.equivalence), its use in
-harness.scoring, the paper's live rules (training stop rule, -1 for multi-module samples) and the
+harness.objective.scoring, the paper's live rules (training stop rule, -1 for multi-module samples) and the
 code-aware Rouge-L. Default-suite tests use a handful of designs; the calibration floors on whole sets
 are the slow tests at the end (figures in BENCHMARKS.md)."""
 from __future__ import annotations
@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from harness.scoring import ScoreConfig, score_groups, score_stats
+from harness.objective.scoring import ScoreConfig, score_groups, score_stats
 from tasks import difftb
 from tasks.equivalence import check_group
 from tasks.ports import read_interface, rename_modules
@@ -195,7 +195,7 @@ def test_equivalence_mode_in_score_groups_and_the_multi_module_rule(icarus):
 def test_data_command_with_score_equivalence_lists_unusable_references(icarus, tmp_path):
     import json
 
-    from harness.data_cli import main_data
+    from harness.commands.data import main_data
 
     rows = [{"instruction": "Write an 8-bit adder.", "output": ADDER},
             {"instruction": "Write a stub.", "output": "module c(input [3:0] a, output [3:0] q); endmodule"}]
@@ -209,7 +209,7 @@ def test_data_command_with_score_equivalence_lists_unusable_references(icarus, t
 
 
 def test_training_sampling_keeps_text_after_endmodule():
-    from harness.sampling import SamplingConfig, training_sampling_config, truncate_at_fence
+    from harness.sample.sampling import SamplingConfig, training_sampling_config, truncate_at_fence
 
     cfg = training_sampling_config(num_samples=3)
     assert (cfg.stop_at_endmodule, cfg.stop_at_fence) == (False, True)
@@ -220,7 +220,7 @@ def test_training_sampling_keeps_text_after_endmodule():
 
 def test_stop_after_fence_per_row():
     torch = pytest.importorskip("torch")
-    from harness.sampling import StopAfterFence
+    from harness.sample.sampling import StopAfterFence
 
     class CharTokenizer:   # token id = character code
         def decode(self, ids, skip_special_tokens=True):

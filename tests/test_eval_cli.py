@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from harness import eval_cli
-from harness.eval_cli import EvalConfig, main_eval
+from harness.commands import eval as eval_cli
+from harness.commands.eval import EvalConfig, main_eval
 from verilog_tools.errors import UserError
 
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from harness import stages
-from harness.train_config import TrainConfig
+from harness.loop import stages
+from harness.config import TrainConfig
 from tasks.synthetic import load_problems
 from verilog_tools.errors import UserError
 

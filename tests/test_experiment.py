@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import ablation, experiment
-from harness.experiment import donors, main_experiment, shared_stages, train_argv
-from harness.experiment_config import ExperimentConfig, arm_runs, load_experiment
-from harness.train_config import load_config
+from harness.experiment import ablation, arms as experiment
+from harness.experiment.arms import donors, main_experiment, shared_stages, train_argv
+from harness.experiment.config import ExperimentConfig, arm_runs, load_experiment
+from harness.config import load_config
 from verilog_tools.errors import UserError
 
 FAKE_TRAIN = r"""
@@ -278,7 +278,7 @@ def test_a_real_tiny_experiment_runs_end_to_end(tmp_path):
     (-0.02, 0.08, [0.0, 0.1, -0.05], "cannot tell"),
 ])
 def test_the_verdict_follows_the_pre_registered_rule(low, high, per_seed, start):
-    from harness.experiment_analysis import verdict
+    from harness.experiment.analysis import verdict
 
     plan = ExperimentConfig(arms=EXPERIMENT["arms"]).plan
     text = verdict({"bootstrap": {"low": low, "high": high}, "per_seed": per_seed}, plan)
@@ -289,7 +289,7 @@ def test_the_verdict_follows_the_pre_registered_rule(low, high, per_seed, start)
 
 def test_eval_every_leaves_out_the_iterations_between(fake_arms):
     """eval_every 2 over 3 iterations: the analysis reads iterations 0, 2 and 3 only."""
-    from harness.train_config import TrainConfig
+    from harness.config import TrainConfig
 
     assert TrainConfig(iters=3, eval_every=2).evaluated_iterations() == [0, 2, 3]
     assert TrainConfig(iters=2, eval_every=5).evaluated_iterations() == [0, 2]

@@ -1,11 +1,11 @@
-"""harness.flags: flags derived from config dataclasses, typed from their annotations, errors as UserError."""
+"""harness.commands.flags: flags derived from config dataclasses, typed from their annotations, errors as UserError."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import pytest
 
-from harness.flags import Parser, add_config_flags, given
+from harness.commands.flags import Parser, add_config_flags, given
 from verilog_tools.errors import UserError
 
 

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from harness import gpu_check  # noqa: E402
+from harness.commands import gpu_check  # noqa: E402
 
 
 def test_without_cuda_it_stops_in_one_line_naming_what_it_needs(monkeypatch, capsys, tmp_path):

@@ -192,7 +192,7 @@ def test_evaluator_survives_the_corpus(sandbox):
 # --- training scorer ------------------------------------------------------------------------------
 @pytest.mark.parametrize("mode", ["paper", "functional"])
 def test_training_scorer_survives_the_corpus(sandbox, mode):
-    from harness.scoring import ScoreConfig, score_groups
+    from harness.objective.scoring import ScoreConfig, score_groups
 
     work, canary = sandbox
     exp = expectations()

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from harness.loop import read_jsonl as loop_read_jsonl
+from harness.loop.loop import read_jsonl as loop_read_jsonl
 from tasks.jsonl import dumps_line, iter_jsonl, read_jsonl, read_lines
 from tasks.rtlcoder import read_examples
 from tasks.samples import read_samples

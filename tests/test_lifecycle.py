@@ -1,4 +1,4 @@
-"""One run-folder lifecycle (harness.runs.run_folder) and one error type for bad config values."""
+"""One run-folder lifecycle (harness.runs.folder.run_folder) and one error type for bad config values."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ import json
 import pytest
 
 from harness.cli import main
-from harness.runs import RunFolder, run_folder, write_manifest
+from harness.runs.folder import RunFolder, run_folder, write_manifest
 from verilog_tools.errors import UserError
 
 

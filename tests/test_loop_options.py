@@ -15,9 +15,10 @@ import pytest
 torch = pytest.importorskip("torch")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-from harness import diagnostics, loop, schedule as sched, stages  # noqa: E402
-from harness.runs import RunFolder  # noqa: E402
-from harness.train_config import TrainConfig  # noqa: E402
+from harness.loop import diagnostics, loop, stages  # noqa: E402
+from harness.objective import schedule as sched
+from harness.runs.folder import RunFolder  # noqa: E402
+from harness.config import TrainConfig  # noqa: E402
 from tasks.records import TrainingRecord  # noqa: E402
 from test_ranking import group_row, tiny_model, tiny_tokenizer  # noqa: E402
 
@@ -204,8 +205,8 @@ def test_candidate_diagnostics_known_counts():
 def test_violated_pairs_counted_over_the_whole_stage(tmp_path, base, split):
     """With a learning rate too small to move the model, the stage's count equals one computed from the
     start model's log-likelihoods over every group (not only the last logging window's)."""
-    from harness.prompting import format_example
-    from harness.ranking import RankingCollator, build_ranking_dataset, ordered_pairs, sequence_logprobs
+    from harness.model.prompting import format_example
+    from harness.objective.ranking import RankingCollator, build_ranking_dataset, ordered_pairs, sequence_logprobs
 
     tok = tiny_tokenizer()
     model = tiny_model().eval()
@@ -247,7 +248,7 @@ def test_testbench_pass_rate_in_paper_mode(tmp_path):
 
 
 def test_diagnostics_reach_the_summary_and_the_report(tmp_path):
-    from harness import report, report_data
+    from harness.reports import report, data as report_data
 
     d = tmp_path / "iter-01"
     d.mkdir()

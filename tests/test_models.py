@@ -10,9 +10,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
-from harness.models import ModelConfig, load_model, load_tokenizer, save_adapter_or_model  # noqa: E402
-from harness.prompting import PLAIN_TEMPLATE, format_example, format_prompt  # noqa: E402
-from harness.tiny_model import build_tiny_model  # noqa: E402
+from harness.model.models import ModelConfig, load_model, load_tokenizer, save_adapter_or_model  # noqa: E402
+from harness.model.prompting import PLAIN_TEMPLATE, format_example, format_prompt  # noqa: E402
+from harness.model.tiny_model import build_tiny_model  # noqa: E402
 from verilog_tools.errors import UserError  # noqa: E402
 
 SMALL = dict(vocab_size=512, hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128, max_positions=256)
@@ -224,7 +224,7 @@ def test_4bit_without_bitsandbytes_is_a_one_line_user_error(tiny, monkeypatch):
 
 
 def test_tiny_model_shape_is_checked():
-    from harness.tiny_model import TinyModelConfig
+    from harness.model.tiny_model import TinyModelConfig
 
     with pytest.raises(UserError, match="TinyModelConfig.intermediate_size must be a multiple of 32"):
         TinyModelConfig(intermediate_size=688)

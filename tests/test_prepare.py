@@ -1,4 +1,4 @@
-"""Data preparation end to end (tasks.prepare, tasks.decontam, harness.data_cli) with real iverilog."""
+"""Data preparation end to end (tasks.prepare, tasks.decontam, harness.commands.data) with real iverilog."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from harness import data_cli
+from harness.commands import data as data_cli
 from tasks import prepare
 from tasks.decontam import BenchmarkIndex, BenchmarkLoad, code_ngrams, word_ngrams
 from tasks.prepare import DataConfig, prepare_data, split_records
@@ -174,7 +174,7 @@ def test_cli_rejects_bad_flag_value(tmp_path):
 
 
 def test_cli_writes_a_run_folder(tmp_path, planted_benchmark, monkeypatch):
-    pytest.importorskip("harness.runs")
+    pytest.importorskip("harness.runs.folder")
     data = write_fixture(tmp_path / "rows.jsonl")
     argv = ["--data", str(data), "--run", "d1", "--syntax-filter", "0", "--results-dir", str(tmp_path)]
     assert data_cli.main_data(argv) == 0

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from harness.prompting import format_example, format_prompt, response_text
-from harness.train_config import TrainConfig
+from harness.model.prompting import format_example, format_prompt, response_text
+from harness.config import TrainConfig
 from tasks.prompts import BODY_INSTRUCTION, MODULE_INSTRUCTION
 from tasks.records import TrainingRecord
 from verilog_tools.errors import UserError
@@ -23,7 +23,7 @@ def _record() -> TrainingRecord:
 
 
 def test_prompts_of_both_styles():
-    from harness.stages import record_prompt, record_to_problem
+    from harness.loop.stages import record_prompt, record_to_problem
     module, body = record_prompt(_record()), record_prompt(_record(), "body")
     assert MODULE_INSTRUCTION.format(name="top_module") in module and BODY_INSTRUCTION not in module
     assert BODY_INSTRUCTION in body and body.rstrip().endswith(HEADER)
@@ -48,7 +48,7 @@ def test_config_field_defaults_to_module_and_rejects_others_in_one_line():
 
 
 def test_body_completions_are_scored_as_header_plus_body():
-    from harness.scoring import ScoreConfig, score_groups
+    from harness.objective.scoring import ScoreConfig, score_groups
     # right, broken, header repeated, no code at all
     completions = [BODY, "\n  assign y = a &;\nendmodule\n", REFERENCE, "I cannot help."]
     (row,) = score_groups([_record()], [completions], ScoreConfig(completion_mode="body"))
@@ -63,8 +63,8 @@ def test_body_completions_are_scored_as_header_plus_body():
 def test_training_responses_are_bodies_and_foreign_candidates_are_counted(tmp_path):
     from test_ranking import tiny_tokenizer
 
-    from harness.ranking import build_ranking_dataset
-    from harness.stages import record_prompt
+    from harness.objective.ranking import build_ranking_dataset
+    from harness.loop.stages import record_prompt
     tok = tiny_tokenizer()
     row = {"id": "r1", "instruction": record_prompt(_record(), "body"), "header": HEADER,
            "candidates": [{"text": HEADER + "\n  assign y = a;\nendmodule\n", "source": "model", "score": 0.5},
@@ -83,7 +83,7 @@ def test_training_responses_are_bodies_and_foreign_candidates_are_counted(tmp_pa
 
 
 def test_the_run_records_the_style(tmp_path):
-    from harness.train_cli import open_run, parse_args
+    from harness.commands.train import open_run, parse_args
     cfg, args = parse_args(["--results-dir", str(tmp_path), "--run", "r", "--train-prompt-style", "body"])
     run = open_run(cfg, args)
     assert json.loads((run.path / "manifest.json").read_text())["config"]["train_prompt_style"] == "body"
@@ -91,7 +91,7 @@ def test_the_run_records_the_style(tmp_path):
 
 
 def test_synthetic_heldout_is_asked_in_the_training_style():
-    from harness.stages import eval_problems
+    from harness.loop.stages import eval_problems
     cfg = TrainConfig(train_prompt_style="body", eval_limit=1)
     (problem,) = eval_problems(cfg, [_record()])
     assert problem.completion_mode == "body" and problem.benchmark == "synthetic"

@@ -7,8 +7,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from harness.prompting import format_example  # noqa: E402
-from harness.ranking import (RankingCollator, build_ranking_dataset, ordered_pairs,  # noqa: E402
+from harness.model.prompting import format_example  # noqa: E402
+from harness.objective.ranking import (RankingCollator, build_ranking_dataset, ordered_pairs,  # noqa: E402
                              ranking_loss, ranking_loss_and_grad, sequence_logprobs)
 from verilog_tools.errors import UserError  # noqa: E402
 
@@ -107,14 +107,14 @@ def test_sum_over_pairs_is_the_mean_times_the_pair_count():
                                        (dict(reduction="max"), "pair_reduction"),
                                        (dict(min_gap=float("nan")), "min_score_gap")])
 def test_pair_options_are_checked(bad, match):
-    from harness.ranking import check_pair_options
+    from harness.objective.ranking import check_pair_options
     options = {"margin": 0.0, "min_gap": 0.0, "reduction": "mean", **bad}
     with pytest.raises(UserError, match=match):
         check_pair_options(**options)
 
 
 def test_config_fields_reject_bad_pair_options_in_one_line():
-    from harness.train_config import TrainConfig
+    from harness.config import TrainConfig
     for field, value in (("pair_reduction", "avg"), ("min_score_gap", -0.5)):
         with pytest.raises(UserError, match=field) as err:
             TrainConfig(**{field: value})
@@ -144,7 +144,7 @@ def test_sequence_logprobs_match_naive_log_softmax():
 def test_fused_chunked_head_equals_autograd_of_the_float32_log_softmax(dtype):
     """HeadLogprobs (one [chunk, V] buffer, gradients by hand) against autograd on whole float32 logits:
     values and the gradients of hidden states, weight and bias, with chunks that do not divide N."""
-    from harness.logprobs import chunked_token_logprobs
+    from harness.objective.logprobs import chunked_token_logprobs
     gen = torch.Generator().manual_seed(0)
     head = torch.nn.Linear(16, 50, bias=True).to(dtype)
     hidden = torch.randn(2, 7, 16, generator=gen).to(dtype).requires_grad_()
@@ -169,7 +169,7 @@ def test_fused_chunked_head_equals_autograd_of_the_float32_log_softmax(dtype):
 
 
 def test_frozen_head_gets_no_gradient_but_the_hidden_states_do():
-    from harness.logprobs import chunked_token_logprobs
+    from harness.objective.logprobs import chunked_token_logprobs
     head = torch.nn.Linear(8, 20, bias=False).requires_grad_(False)
     hidden = torch.randn(5, 8, requires_grad=True)
     chunked_token_logprobs(hidden, head, torch.arange(5), chunk_tokens=2).sum().backward()

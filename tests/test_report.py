@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import report_cli
-from harness.compare import compare_runs
-from harness.report import build_report
-from harness.scoring import score_stats
+from harness.commands import report as report_cli
+from harness.reports.compare import compare_runs
+from harness.reports.report import build_report
+from harness.objective.scoring import score_stats
 from verilog_tools.errors import UserError
 
 FAMILIES = ("adder", "fsmx", "mux")
@@ -127,7 +127,9 @@ def test_verilog_eval_run_gets_the_paper_table(tmp_path):
 
 
 def test_train_command_ends_with_a_report_and_survives_a_failing_one(tmp_path, monkeypatch, capsys):
-    from harness import loop, report, train_cli
+    from harness.commands import train as train_cli
+    from harness.loop import loop
+    from harness.reports import report
 
     def fake_iterations(run, cfg):
         fake_train_run(run.path.parent, run.path.name, iters=cfg.iters)
@@ -144,7 +146,7 @@ def test_train_command_ends_with_a_report_and_survives_a_failing_one(tmp_path, m
 
 
 def test_eval_command_writes_a_report(tmp_path):
-    from harness.eval_cli import main_eval
+    from harness.commands.eval import main_eval
 
     main_eval(["--bench", "synthetic", "--model", "reference", "--limit", "2", "--results-dir", str(tmp_path),
                "--run", "e"])

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from harness import runs
-from harness.runs import RunFolder, atomic_write_json, git_info, write_manifest
+from harness.runs import folder as runs
+from harness.runs.folder import RunFolder, atomic_write_json, git_info, write_manifest
 from verilog_tools.errors import UserError
 
 

@@ -1,4 +1,4 @@
-"""Tests for harness.sampling: seeded reproducibility, the stop at `endmodule`, max_new_tokens, and the
+"""Tests for harness.sample.sampling: seeded reproducibility, the stop at `endmodule`, max_new_tokens, and the
 samples.jsonl rows for problems. A tiny model is first overfitted on two fixed answers so its greedy
 output is known exactly."""
 from __future__ import annotations
@@ -8,11 +8,11 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from harness.models import ModelConfig, load_model, load_tokenizer  # noqa: E402
-from harness.prompting import encode_prompt, format_prompt  # noqa: E402
-from harness.sampling import (  # noqa: E402
+from harness.model.models import ModelConfig, load_model, load_tokenizer  # noqa: E402
+from harness.model.prompting import encode_prompt, format_prompt  # noqa: E402
+from harness.sample.sampling import (  # noqa: E402
     SamplingConfig, completion_seed, sample_completions, truncate_at_stop)
-from harness.tiny_model import build_tiny_model  # noqa: E402
+from harness.model.tiny_model import build_tiny_model  # noqa: E402
 from verilog_tools.errors import UserError  # noqa: E402
 
 SMALL = dict(vocab_size=512, hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128, max_positions=256)
@@ -142,7 +142,7 @@ def test_generate_samples_for_problems_rows(tiny, monkeypatch):
     import sys
     import types
 
-    from harness.sampling import generate_samples_for_problems
+    from harness.sample.sampling import generate_samples_for_problems
     from tasks.problem import Problem
 
     try:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.scoring import ScoreConfig, score_groups, score_stats
+from harness.objective.scoring import ScoreConfig, score_groups, score_stats
 from tasks.records import TrainingRecord
 from tasks.rouge import rouge_l
 from verilog_tools import status as st

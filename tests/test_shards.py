@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from harness.eval_cli import main_eval
-from harness.merge_cli import main_merge
+from harness.commands.eval import main_eval
+from harness.commands.merge import main_merge
 from tasks.shards import parse_shard, select_shard
 from verilog_tools.errors import UserError
 

@@ -1,4 +1,4 @@
-"""harness.stats on inputs with known answers: a better arm is found, equal arms are not, t by hand."""
+"""harness.experiment.stats on inputs with known answers: a better arm is found, equal arms are not, t by hand."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from harness.stats import (bootstrap_mean, is_crossed, problem_pass_at_1, seeds_for_halfwidth,
+from harness.experiment.stats import (bootstrap_mean, is_crossed, problem_pass_at_1, seeds_for_halfwidth,
                            t_interval)
 
 

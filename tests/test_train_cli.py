@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from harness import loop
-from harness.runs import RunFolder
-from harness.train_cli import open_run, parse_args
-from harness.train_config import TrainConfig, load_config
+from harness.loop import loop
+from harness.runs.folder import RunFolder
+from harness.commands.train import open_run, parse_args
+from harness.config import TrainConfig, load_config
 from verilog_tools.errors import UserError
 
 
@@ -50,7 +50,7 @@ def test_a_run_from_before_a_new_config_field_still_resumes(tmp_path):
 
 
 def test_paper_preset_needs_a_gpu_but_dry_run_prints_the_plan(capsys):
-    from harness.train_cli import check_device, main_train
+    from harness.commands.train import check_device, main_train
     cfg = load_config("paper")
     with pytest.raises(UserError, match="needs a CUDA GPU"):
         check_device(cfg)

@@ -8,9 +8,9 @@ import pytest
 torch = pytest.importorskip("torch")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-from harness.prompting import format_example  # noqa: E402
-from harness.ranking import RankingCollator, build_ranking_dataset  # noqa: E402
-from harness.trainer import RankingConfig, RankingTrainer, joint_loss, split_backward  # noqa: E402
+from harness.model.prompting import format_example  # noqa: E402
+from harness.objective.ranking import RankingCollator, build_ranking_dataset  # noqa: E402
+from harness.objective.trainer import RankingConfig, RankingTrainer, joint_loss, split_backward  # noqa: E402
 from test_ranking import group_row, tiny_model, tiny_tokenizer  # noqa: E402
 from verilog_tools.errors import UserError  # noqa: E402
 
@@ -220,7 +220,7 @@ def test_joint_mode_keeps_dropout(tmp_path):
 def test_logprobs_are_float32_from_bf16_weights(chunk):
     """A bf16 model: the ranking's log-probabilities come out in float32 and, with chunking, equal a
     float32 log-softmax of float32 logits computed from the same hidden states."""
-    from harness.ranking import sequence_logprobs
+    from harness.objective.ranking import sequence_logprobs
     tok = tiny_tokenizer()
     batch = RankingCollator(tok.pad_token_id)(_dataset(tok)[:1])
     model = tiny_model().to(torch.bfloat16)
@@ -268,7 +268,7 @@ def test_chunked_logprobs_stay_float32_under_autocast():
     """The GPU trainer runs the forward, and the two-pass gradient its backward, inside a bf16 autocast
     region: the chunked log-softmax must still compute float32 logits and gradients (an H200 gpu-check
     failed here: a bf16 matmul's output met a float32 scatter_add_)."""
-    from harness.logprobs import HeadLogprobs
+    from harness.objective.logprobs import HeadLogprobs
 
     torch.manual_seed(0)
     targets, hidden0, weight0 = torch.randint(0, 40, (9,)), torch.randn(9, 16), torch.randn(40, 16)

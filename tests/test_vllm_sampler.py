@@ -11,9 +11,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness import vllm_sampler
-from harness.sampling import SamplingConfig, completion_seed
-from harness.train_config import TrainConfig
+from harness.sample import vllm_sampler
+from harness.sample.sampling import SamplingConfig, completion_seed
+from harness.config import TrainConfig
 from verilog_tools.errors import UserError
 
 TINY = dict(vocab_size=300, hidden_size=64, num_layers=1, num_heads=2, intermediate_size=64, max_positions=256)
@@ -167,7 +167,7 @@ def test_without_a_gpu_the_error_names_the_fix(fake_vllm, monkeypatch):
 
 
 def test_train_refuses_sampler_vllm_before_the_run_starts(tmp_path, monkeypatch):
-    from harness.train_cli import main_train
+    from harness.commands.train import main_train
     monkeypatch.setitem(sys.modules, "vllm", None)
     with pytest.raises(UserError, match="SAMPLER=vllm needs"):
         main_train(["--sampler", "vllm", "--run", "r", "--results-dir", str(tmp_path)])
@@ -178,7 +178,7 @@ def test_train_refuses_sampler_vllm_before_the_run_starts(tmp_path, monkeypatch)
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from harness.tiny_model import build_tiny_model
+    from harness.model.tiny_model import build_tiny_model
     corpus = [f"Write module m{i}.\nmodule m{i}(input a, output y); assign y = a; endmodule" for i in range(30)]
     return str(build_tiny_model(tmp_path_factory.mktemp("m") / "tiny", corpus, seed=0, **TINY))
 
@@ -192,7 +192,7 @@ def records():
 @pytest.mark.usefixtures("torch_one_thread")
 @pytest.mark.parametrize("sampler", ["vllm", "hf"])
 def test_sample_stage_dispatches_on_the_sampler_and_records_its_throughput(tiny, tmp_path, fake_vllm, sampler):
-    from harness.stages import sample_stage
+    from harness.loop.stages import sample_stage
 
     cfg = TrainConfig(model="tiny", sampler=sampler, k=3, max_new_tokens=6, seed=0)
     out = tmp_path / "candidates.jsonl"
@@ -217,9 +217,9 @@ def test_vllm_samples_the_tiny_model_with_a_lora_adapter(tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from harness.models import ModelConfig, load_tokenizer
-    from harness.prompting import format_prompt
-    from harness.tiny_model import build_tiny_model
+    from harness.model.models import ModelConfig, load_tokenizer
+    from harness.model.prompting import format_prompt
+    from harness.model.tiny_model import build_tiny_model
 
     corpus = [f"Write module m{i}.\nmodule m{i}(input a, output y); assign y = a; endmodule" for i in range(30)]
     base = build_tiny_model(tmp_path / "tiny", corpus, seed=0, vocab_size=512, hidden_size=128, num_layers=2,
@@ -279,7 +279,7 @@ def test_settings_are_checked():
 
 
 def test_waiting_for_free_gpu_memory(monkeypatch):
-    from harness.distributed import wait_for_free_gpu_memory
+    from harness.loop.distributed import wait_for_free_gpu_memory
     readings = iter([(10, 100), (50, 100), (90, 100)])
     assert wait_for_free_gpu_memory(0.85, 5, poll_s=0, query=lambda d: next(readings)) == [(90, 100)]
     with pytest.raises(UserError, match="needs 85% of GPU 1 free .* only 0.0 GiB was free"):

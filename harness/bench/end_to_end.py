@@ -1,6 +1,6 @@
 """Benchmark 5: wall time of one `make train` iteration (tiny-cpu preset), stage by stage.
 
-Runs the real loop (`harness.loop.run_iterations`, ``iters=1``) in a scratch results folder and times
+Runs the real loop (`harness.loop.loop.run_iterations`, ``iters=1``) in a scratch results folder and times
 each stage function as the loop calls it: data preparation, the tiny model's build, the warm start
 (iteration 0's supervised training), iteration 0's held-out evaluation, then iteration 1's sample,
 score, train and eval. At full scale the preset runs unchanged; smaller scales cut the training set
@@ -31,8 +31,8 @@ def timed_run(cfg, results_dir: Path) -> tuple[dict[str, list[float]], float]:
     """Run the loop once; per-stage call durations (in call order) and the total."""
     import torch
 
-    from harness import loop, stages
-    from harness.runs import run_folder
+    from harness.loop import loop, stages
+    from harness.runs.folder import run_folder
 
     calls: dict[str, list[float]] = {}
     depth = [0]
@@ -48,7 +48,7 @@ def timed_run(cfg, results_dir: Path) -> tuple[dict[str, list[float]], float]:
 
 
 def run(work_dir: Path, workers: int, overrides: dict) -> BenchResult:
-    from harness.train_config import load_config
+    from harness.config import load_config
 
     cfg = load_config("tiny-cpu", None, {"iters": 1, "workers": workers, **overrides})
     calls, total = timed_run(cfg, work_dir / "results")

@@ -3,7 +3,7 @@ project's way) against the joint computation (all K candidates in one graph, the
 
 Each variant runs in a fresh process (`harness.bench.ranking_step`), one after the other, on the same
 weights and tokens; the gradients of the two must be equal. Both use the trainer's float32 chunked
-log-softmax at the default ``logprob_chunk_tokens`` (`harness.logprobs`). Activation memory = peak
+log-softmax at the default ``logprob_chunk_tokens`` (`harness.objective.logprobs`). Activation memory = peak
 resident memory of a warm step minus resident memory after set-up (model, AdamW state, gradient
 buffers, one cold step). The margin is set so that every hinge is active, so the two-pass path re-runs
 all K candidates: its worst case in time.
@@ -50,8 +50,8 @@ def shape(config: str) -> dict:
     """The model shape and sequence layout of ``config``."""
     if config != "tiny":
         return dict(CONFIGS[config])
-    from harness.tiny_model import TinyModelConfig
-    from harness.train_config import load_config
+    from harness.model.tiny_model import TinyModelConfig
+    from harness.config import load_config
 
     cfg = load_config("tiny-cpu")
     return {"vocab": TinyModelConfig().vocab_size, "hidden": cfg.tiny_hidden_size, "layers": cfg.tiny_layers,
@@ -86,7 +86,7 @@ def max_grad_diff(a_path: str, b_path: str) -> float:
 
 
 def default_chunk_tokens() -> int:
-    from harness.train_config import TrainConfig
+    from harness.config import TrainConfig
     return TrainConfig().logprob_chunk_tokens
 
 

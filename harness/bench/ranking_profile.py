@@ -53,7 +53,7 @@ def profile_step(spec: dict):
     from torch.profiler import ProfilerActivity, profile
 
     from harness.bench.ranking_step import build_batch, build_model, step
-    from harness.trainer import RankingConfig
+    from harness.objective.trainer import RankingConfig
 
     torch.set_num_threads(spec["threads"])
     model = build_model(spec)

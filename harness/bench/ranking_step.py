@@ -1,7 +1,7 @@
 """One ranking-loss training step in a fresh process, for `harness.bench.ranking_memory` (run it as
 ``python -m harness.bench.ranking_step SPEC.json OUT.json``; the parent starts one per variant).
 
-Runs the trainer's own gradient code (`harness.trainer.split_backward` for ``split``, ``joint_loss``
+Runs the trainer's own gradient code (`harness.objective.trainer.split_backward` for ``split``, ``joint_loss``
 then ``backward`` for ``joint``) on one group of K random-token candidates. ``train`` says what is
 trained: ``lora`` (peft LoRA adapters on every linear layer but the output layer, as the paper preset
 trains; the base weights, embedding and output layer included, frozen; LoRA dropout 0, as the trainer
@@ -55,7 +55,7 @@ def build_batch(spec: dict):
     length, through the trainer's own collator."""
     import torch
 
-    from harness.ranking import RankingCollator
+    from harness.objective.ranking import RankingCollator
 
     gen = torch.Generator().manual_seed(spec["seed"])
     prompt = torch.randint(3, spec["vocab"], (spec["prompt_tokens"],), generator=gen).tolist()
@@ -84,7 +84,7 @@ def build_model(spec: dict):
         return model
     from peft import LoraConfig, get_peft_model
 
-    from harness.models import ModelConfig
+    from harness.model.models import ModelConfig
 
     defaults = ModelConfig(name_or_path="bench")
     lora = LoraConfig(r=defaults.lora_r, lora_alpha=defaults.lora_alpha, lora_dropout=0.0,
@@ -98,17 +98,17 @@ def build_model(spec: dict):
 
 def step(model, batch, args, split: bool) -> None:
     if split:
-        from harness.trainer import split_backward
+        from harness.objective.trainer import split_backward
         split_backward(model, batch, args, scale=1.0, backward=lambda t: t.backward())
     else:
-        from harness.trainer import joint_loss
+        from harness.objective.trainer import joint_loss
         joint_loss(model, batch, args)[0].backward()
 
 
 def main(argv: list[str]) -> int:
     import torch
 
-    from harness.trainer import RankingConfig
+    from harness.objective.trainer import RankingConfig
 
     with open(argv[0], encoding="utf-8") as fh:
         spec = json.load(fh)

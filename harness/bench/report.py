@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from harness.bench.common import BenchResult
-from harness.mdtable import md_table
+from harness.reports.mdtable import md_table
 
 
 def number(value) -> str:

@@ -1,17 +1,17 @@
-"""Benchmark 4: generated tokens/s of the HF sampler (`harness.sampling.sample_completions`) on the
+"""Benchmark 4: generated tokens/s of the HF sampler (`harness.sample.sampling.sample_completions`) on the
 tiny model, at the tiny-cpu preset's settings (K-1 = 3 samples per prompt, batch 32, temperature 0.8,
-top-p 0.95, 240 new tokens): its decode loop (`decoder: loop`, harness.decode) against the same sampler
+top-p 0.95, 240 new tokens): its decode loop (`decoder: loop`, harness.sample.decode) against the same sampler
 on transformers' generate() (`decoder: generate`, static KV cache: the sampler before the loop existed;
 same completions) and against a plain generate() call.
 
-The model is the project's tiny Llama (`harness.tiny_model.build_tiny_model`, TrainConfig's tiny_*
+The model is the project's tiny Llama (`harness.model.tiny_model.build_tiny_model`, TrainConfig's tiny_*
 shape) with its tokenizer trained on the offline Verilog corpus (`tasks.synthetic.verilog_corpus`),
 untrained: its completions rarely stop early, so nearly every one runs to the token limit. Prompts
 are synthetic training tasks. Baseline: the obvious call, ``model.generate(do_sample=True, ...)`` on
 the same batches (dynamic KV cache, one shared random stream, no stop at ``endmodule``). Tokens are
 counted as the sampler counts them (its ``stats`` argument): generated ids that are not padding.
 
-vLLM is measured only where a CUDA GPU, the vllm package and ``harness.vllm_sampler`` are all
+vLLM is measured only where a CUDA GPU, the vllm package and ``harness.sample.vllm_sampler`` are all
 present; otherwise its row says why it was skipped.
 """
 from __future__ import annotations
@@ -32,8 +32,8 @@ SCALES = {
 
 def preset_sampling(max_new_tokens: int):
     """The tiny-cpu preset's training-candidate sampling settings."""
-    from harness.sampling import SamplingConfig
-    from harness.train_config import load_config
+    from harness.sample.sampling import SamplingConfig
+    from harness.config import load_config
 
     cfg = load_config("tiny-cpu")
     return cfg, SamplingConfig(num_samples=cfg.k - 1, temperature=cfg.temperature, top_p=cfg.top_p,
@@ -44,8 +44,8 @@ def build_model(work_dir: Path, cfg, corpus_tasks: int | None):
     """The untrained tiny model, its tokenizer and its folder, built into ``work_dir``."""
     import itertools
 
-    from harness.models import ModelConfig, load_model, load_tokenizer
-    from harness.tiny_model import build_tiny_model
+    from harness.model.models import ModelConfig, load_model, load_tokenizer
+    from harness.model.tiny_model import build_tiny_model
     from tasks.synthetic import verilog_corpus
 
     corpus = verilog_corpus()
@@ -87,14 +87,14 @@ def vllm_status() -> str | None:
         return "skipped: no GPU"
     if importlib.util.find_spec("vllm") is None:
         return "skipped: vllm is not installed"
-    if importlib.util.find_spec("harness.vllm_sampler") is None:
-        return "skipped: harness.vllm_sampler does not exist yet"
+    if importlib.util.find_spec("harness.sample.vllm_sampler") is None:
+        return "skipped: harness.sample.vllm_sampler does not exist yet"
     return None
 
 
 def vllm_tokens_per_second(model_path: str, tokenizer, prompts: list[str], scfg) -> float | None:
-    """`harness.vllm_sampler.sample_completions` on the same prompts and settings: tokens/s."""
-    from harness import vllm_sampler
+    """`harness.sample.vllm_sampler.sample_completions` on the same prompts and settings: tokens/s."""
+    from harness.sample import vllm_sampler
 
     stats: dict = {}
     with stopwatch() as sw:
@@ -107,8 +107,8 @@ def run(work_dir: Path, workers: int, prompts: int, max_new_tokens: int, corpus_
 
     import torch
 
-    from harness.prompting import format_prompt
-    from harness.sampling import sample_completions
+    from harness.model.prompting import format_prompt
+    from harness.sample.sampling import sample_completions
     from tasks.prompts import build_prompt
     from tasks.synthetic import load_problems
 

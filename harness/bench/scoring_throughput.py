@@ -1,4 +1,4 @@
-"""Benchmark 2: one iteration's scoring stage, `harness.scoring.score_groups` against the obvious way.
+"""Benchmark 2: one iteration's scoring stage, `harness.objective.scoring.score_groups` against the obvious way.
 
 Input: ``candidates`` sampled-candidate texts built from the rtlcoder-small references
 (``RTLCODER_SMALL_DIR``), a seeded mix of what a model produces: exact copies of the reference, one-
@@ -148,7 +148,7 @@ def time_rouge(records, pairs) -> tuple[float, float, list[float], list[float]]:
 
 def run(work_dir: Path, workers: int, candidates: int, baseline_syntax: int | None, seed: int = 0,
         timeout: float = 60.0) -> BenchResult:
-    from harness.scoring import ScoreConfig, score_groups
+    from harness.objective.scoring import ScoreConfig, score_groups
     from verilog_tools import icarus
     from verilog_tools.text import normalize_code
 

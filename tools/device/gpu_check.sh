@@ -117,7 +117,7 @@ EOF
 
 # 4. The check itself (the Makefile's recipe, without its install/tools prerequisites).
 say "gpu_check --run $run (timeout ${GPU_CHECK_TIMEOUT:-500} s)"
-timeout -k 10 "${GPU_CHECK_TIMEOUT:-500}" "$py" -m harness.gpu_check --run "$run"
+timeout -k 10 "${GPU_CHECK_TIMEOUT:-500}" "$py" -m harness.commands.gpu_check --run "$run"
 rc=$?
 say "gpu_check exit $rc at $(date -u +%FT%TZ)"
 folder=${RESULTS_DIR:-results}/$run

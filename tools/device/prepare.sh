@@ -3,7 +3,7 @@
 # GPU machine without network; name both in the device run's `carry`: [".whl", ".devtools"].
 #   .whl/       Python 3.12 manylinux x86_64 wheels missing from (or too old on) the machine's image.
 #               transformers and peft travel because the image's transformers 5.17 returns no
-#               hidden_states for output_hidden_states=[-1] (harness/logprobs.py needs a newer one);
+#               hidden_states for output_hidden_states=[-1] (harness/objective/logprobs.py needs a newer one);
 #               bitsandbytes is slimmed to its CPU and CUDA 13.x libraries (the image's torch is cu130).
 #   .devtools/  iverilog-12/: a stripped copy of `make tools`' .tools/iverilog-12 (run `make tools` first);
 #               deb/: Debian's bubblewrap, libreadline8, libtinfo6 and libcap2 (unpacked there under /tmp).

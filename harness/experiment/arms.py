@@ -1,0 +1,259 @@
+"""`python -m harness experiment` (`make experiment`): does iterating help? A pre-registered comparison.
+
+Arms (default: ``iterative``, ``static`` and ``ce-only`` = alpha 0, the same data, steps and compute)
+times scores (``paper``, ``equivalence``) times seeds, each a complete `harness train` run in
+``<run>/arms/<arm>-<score>-s<seed>/`` on one fixed ``data_seed``. The experiment file (default
+``harness/experiment/experiments/default.yaml``, read by `harness.experiment.config`) holds the arms, the seeds,
+the train fields of every arm and the analysis plan with its primary endpoint; it is written to
+``<run>/experiment.yaml`` (every arm's full train config to ``resolved_train_configs.json``) before
+any arm starts, and a rerun of the same RUN with another plan or config is refused.
+
+Arms that differ only in fields the warm start never reads (``mode``, ``alpha``, ``score``) share it:
+the first arm of each seed trains iteration 0, and the others start from a copy of its data, base
+model and iteration 0 (the same files they would compute; ``share_warm_start: false`` turns this
+off). After training, each arm's model is also evaluated greedily (n=1) at iteration 0 and the last
+(``greedy/<arm>/iter-NN/``, a secondary figure). Jobs run as separate processes, ``jobs`` at a time
+(`harness.experiment.ablation.run_jobs`); a rerun after a kill resumes each at its first unfinished stage.
+The analysis (`harness.experiment.analysis`) writes experiment.json, experiment.md and the plots.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import yaml
+
+from harness.experiment.ablation import Job, parallel_jobs, run_complete, run_jobs, stages_done
+from harness.experiment.config import Arm, ExperimentConfig, arm_runs, load_experiment, resolved_configs, train_config
+from harness.commands.flags import Parser, add_config_flags, given, to_int
+from harness.runs.folder import RunFolder, run_folder, write_manifest
+from harness.config import TrainConfig
+from verilog_tools.errors import UserError
+
+# Fields the data, base-model and warm-start stages never read: arms differing only in these share them.
+WARM_START_FREE = frozenset({"mode", "alpha", "score"})
+
+
+def train_argv(cfg: ExperimentConfig, arm: Arm, arms_dir: Path, workers: int) -> list[str]:
+    """The `harness train` command line of one arm (the same for a first run and a resume)."""
+    argv = [sys.executable, "-m", "harness", "train", "--preset", cfg.preset, "--run", arm.name,
+            "--results-dir", str(arms_dir), "--workers", str(workers)]
+    if cfg.config:
+        argv += ["--config", str(Path(cfg.config).resolve())]
+    for name, value in arm.overrides.items():
+        if name == "restart":
+            argv += ["--restart"] if value else []
+        elif name == "dry_run":
+            raise UserError(f"arm {arm.arm}: dry_run cannot be an arm field; remove it from the experiment file")
+        else:
+            argv += [f"--{name.replace('_', '-')}", str(value)]
+    return argv
+
+
+def donors(cfg: ExperimentConfig, arms: list[Arm]) -> dict[str, str]:
+    """Arm name -> the arm whose warm start it copies (itself when it trains its own)."""
+    out, first = {}, {}
+    for arm in arms:
+        tc = train_config(cfg, arm).to_dict()
+        key = json.dumps({k: v for k, v in tc.items() if k not in WARM_START_FREE}, sort_keys=True)
+        out[arm.name] = first.setdefault(key, arm.name) if cfg.share_warm_start else arm.name
+    return out
+
+
+def shared_stages(tc: TrainConfig) -> list[str]:
+    """The stages of `harness.loop.loop` before iteration 1 that a run of ``tc`` records (the shared ones)."""
+    return [s for s, on in (("data", True), ("base-model", tc.model == "tiny"),
+                            ("iter-00/train", tc.warmup_epochs > 0), ("iter-00/eval", bool(tc.eval_bench))) if on]
+
+
+def warm_start_ready(arm_dir: Path, stages: list[str]) -> bool:
+    try:
+        done = json.loads((arm_dir / "state.json").read_text())["stages"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return all(done.get(s, {}).get("done") for s in stages)
+
+
+def fork_warm_start(cfg: ExperimentConfig, arm: Arm, donor_dir: Path, arm_dir: Path, workers: int) -> None:
+    """Start ``arm_dir`` as a train run whose shared stages are copies of ``donor_dir``'s.
+
+    Its manifest is the arm's own config (what `harness train` checks on resume) plus ``forked_from``;
+    everything is written into a hidden folder first and renamed, so a kill leaves no half arm.
+    """
+    if arm_dir.exists():
+        return
+    tmp = arm_dir.with_name(f".{arm_dir.name}.fork")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    for sub in ("data", "base-model", "iter-00"):
+        if (donor_dir / sub).is_dir():
+            shutil.copytree(donor_dir / sub, tmp / sub, ignore=shutil.ignore_patterns("*.tmp"))
+    tc = train_config(cfg, arm, workers)
+    shared = shared_stages(tc)
+    done = json.loads((donor_dir / "state.json").read_text())["stages"]
+    (tmp / "state.json").write_text(json.dumps({"kind": "train", "stages": {s: done[s] for s in shared}}, indent=2))
+    (tmp / ".incomplete").touch()
+    staged = RunFolder(tmp, "train")  # private until renamed: no lock needed
+    write_manifest(staged, tc.to_dict(), seeds={"seed": tc.seed}, argv=["train (forked by experiment)"])
+    manifest = json.loads((tmp / "manifest.json").read_text())
+    manifest["forked_from"] = {"run": donor_dir.name, "stages": shared}
+    staged.write_json("manifest.json", manifest)
+    tmp.rename(arm_dir)  # the arm appears whole: its stages, state and manifest at once
+
+
+def greedy_dir(run_dir: Path, arm_name: str, it: int) -> Path:
+    return run_dir / "greedy" / arm_name / f"iter-{it:02d}"
+
+
+def greedy_argv(arm_dir: Path, it: int, out: Path) -> list[str]:
+    return [sys.executable, "-m", "harness", "experiment", "greedy", str(arm_dir), str(it), str(out)]
+
+
+def build_jobs(cfg: ExperimentConfig, run_dir: Path, workers: int) -> list[Job]:
+    """One job per arm run: [train, greedy eval at the last iteration (and at 0 for a donor)]."""
+    arms_dir = run_dir / "arms"
+    arms = arm_runs(cfg)
+    donor_of = donors(cfg, arms)
+    configs = {a.name: train_config(cfg, a) for a in arms}
+    jobs = []
+    for arm in arms:
+        arm_dir, donor = arms_dir / arm.name, donor_of[arm.name]
+        steps = [(train_argv(cfg, arm, arms_dir, workers), lambda d=arm_dir: run_complete(d))]
+        its = ([0] if donor == arm.name else []) + [configs[arm.name].iters]
+        if cfg.greedy:
+            steps += [(greedy_argv(arm_dir, it, greedy_dir(run_dir, arm.name, it)),
+                       lambda p=greedy_dir(run_dir, arm.name, it): (p / "metrics.json").is_file())
+                      for it in dict.fromkeys(its)]
+        forked = donor != arm.name
+        jobs.append(Job(arm.name, steps,
+                        ready=(lambda d=arms_dir / donor, a=arm_dir, s=shared_stages(configs[donor]):
+                               a.exists() or warm_start_ready(d, s)) if forked else None,
+                        prepare=(lambda a=arm, d=arms_dir / donor, t=arm_dir:
+                                 fork_warm_start(cfg, a, d, t, workers)) if forked else None))
+    return jobs
+
+
+def main_greedy(argv: list[str]) -> int:
+    """``python -m harness experiment greedy ARM_DIR ITERATION OUT`` (a step of an arm's job): the
+    greedy n=1 held-out evaluation of the arm's model at ITERATION into OUT."""
+    from harness.loop import stages
+    from harness.loop.loop import load_records, stage_dir
+    from harness.sample.model_eval import resolve_model
+
+    if len(argv) != 3 or not argv[1].isdigit():
+        raise UserError("usage: python -m harness experiment greedy ARM_DIR ITERATION OUT")
+    arm_dir, it, out = Path(argv[0]), int(argv[1]), Path(argv[2])
+    if (out / "metrics.json").is_file():
+        return 0
+    config = json.loads((arm_dir / "manifest.json").read_text())["config"]
+    tc = dataclasses.replace(TrainConfig(**config), eval_n=1, eval_temperature=0.0)
+    if tc.torch_threads:  # as the arm's own stages run (harness.loop.loop.run_iterations)
+        import torch
+        torch.set_num_threads(tc.torch_threads)
+    model = resolve_model(f"{arm_dir}:{it}")
+    problems = stages.eval_problems(tc, load_records(RunFolder(arm_dir, "train"), "heldout"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with stage_dir(RunFolder(out.parent, "greedy"), out.name) as tmp:
+        stages.eval_stage(tc, model.base, model.weights, problems, seed=tc.seed + 10_000, out=tmp)
+    return 0
+
+
+RESOLVED_FILE = "resolved_train_configs.json"
+
+
+def changed_fields(cfg: ExperimentConfig, run_dir: Path) -> list[str]:
+    """What differs from the experiment registered in ``run_dir``: top-level experiment fields (the
+    plan is one), then arm train fields. A train field the code added since then counts as its default,
+    as `harness train` resumes (harness.commands.train)."""
+    try:
+        old = yaml.safe_load((run_dir / "experiment.yaml").read_text())
+        old_resolved = json.loads((run_dir / RESOLVED_FILE).read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        raise UserError(f"{run_dir} exists but holds no readable experiment.yaml and {RESOLVED_FILE}; "
+                        f"choose another RUN") from None
+    changed = [k for k, v in asdict(cfg).items() if old.get(k) != v]
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    for name, new in resolved_configs(cfg).items():
+        before = old_resolved.get(name, {})
+        changed += [f"{name}.{k}" for k, v in new.items() if before.get(k, defaults.get(k)) != v][:1]
+    return changed
+
+
+def folder_options(cfg: ExperimentConfig, results_dir: str, name: str | None) -> dict:
+    """How `run_folder` opens an experiment: a new folder with its plan written first, or the same RUN
+    again with the same plan."""
+    path = Path(results_dir) / name if name else None
+    if path is not None and path.exists():
+        changed = changed_fields(cfg, path)
+        if changed:
+            raise UserError(f"RUN={path.name} was pre-registered with another plan or config (changed: "
+                            f"{', '.join(changed[:5])}); rerun with the original settings or use a new RUN name")
+    resolved = resolved_configs(cfg)  # a broken arm fails here, before the folder exists
+    return {"config": asdict(cfg), "manifest": lambda run: register(run, cfg, resolved)}
+
+
+def register(run: RunFolder, cfg: ExperimentConfig, resolved: dict) -> None:
+    """Write the pre-registration (the plan and every arm's train config), then the manifest."""
+    header = (f"# Pre-registered before any arm ran. Primary endpoint: last-iteration {cfg.plan.metric} of "
+              f"{cfg.plan.treatment} minus {cfg.plan.control},\n# paired on seeds and problems, per score. "
+              f"Every arm's full train config: {RESOLVED_FILE}.\n# A rerun of RUN={run.path.name} with another "
+              f"plan or config is refused.\n")
+    run.write_json(RESOLVED_FILE, resolved)
+    run.write_text("experiment.yaml", header + yaml.safe_dump(asdict(cfg), sort_keys=False))
+    write_manifest(run, asdict(cfg), seeds={"seeds": cfg.seeds, "data_seed": cfg.data_seed},
+                   argv=["experiment", *sys.argv[2:]])
+
+
+def parse_args(argv: list[str]) -> tuple[ExperimentConfig, argparse.Namespace]:
+    """The experiment file's fields and two train fields of every arm as flags (`harness.commands.flags`); the
+    ones given replace the file's."""
+    parser = Parser(prog="python -m harness experiment", description=__doc__,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--experiment", help="the experiment file (default harness/experiment/experiments/default.yaml)")
+    names = add_config_flags(parser, ExperimentConfig, defaults=False, only=("preset", "config", "seeds", "scores"))
+    train_names = add_config_flags(parser, TrainConfig, defaults=False, only=("iters", "limit"), help_for={
+        "iters": "iterations of every arm (a train field)",
+        "limit": "first N training instructions only (a smoke run; a train field)"})
+    parser.add_argument("--jobs", type=to_int, default=0, help="arm runs at the same time (0 = one per core / "
+                                                              "torch thread; 1 on a GPU preset); not part of the plan")
+    parser.add_argument("--run", help="experiment folder name under --results-dir (resumes if it exists)")
+    parser.add_argument("--results-dir", default="results", help="where run folders go")
+    args = parser.parse_args(argv)
+    if args.jobs < 0:
+        raise UserError(f"--jobs={args.jobs} is invalid: must be >= 0 (0 = automatic)")
+    return load_experiment(args.experiment, {**given(args, names), "train": given(args, train_names)}), args
+
+
+def main_experiment(argv: list[str]) -> int:
+    from harness.experiment import analysis as experiment_analysis
+
+    if argv[:1] == ["greedy"]:
+        return main_greedy(argv[1:])
+    cfg, args = parse_args(argv)
+    arms = arm_runs(cfg)
+    first = train_config(cfg, arms[0])   # a broken arm fails here, before any folder exists
+    jobs = parallel_jobs(args.jobs, first, len(arms))
+    workers = max(1, (os.cpu_count() or 1) // jobs)
+    options = folder_options(cfg, args.results_dir, args.run)
+    with run_folder(args.results_dir, args.run, "experiment", **options) as run:
+        plan = build_jobs(cfg, run.path, workers)
+        arms_dir = run.path / "arms"
+        failed = run_jobs(plan, arms_dir, jobs, lambda: sum(stages_done(arms_dir / a.name) for a in arms),
+                          len(arms) * (4 + 4 * first.iters), "experiment stages")
+        unfinished = [j.name for j in plan if not j.done()]
+        if failed or unfinished:
+            name = next(iter(failed), unfinished[0])
+            why = f"failed (exit {failed[name]})" if name in failed else "did not run (its warm start failed)"
+            raise UserError(f"experiment arm {name} {why}; see {arms_dir / f'{name}.log'}, fix it and rerun "
+                            f"the same command (RUN={run.path.name}) to resume")
+        text = experiment_analysis.write_results(run, cfg, arms)
+    print(text)
+    print(f"experiment folder: {run.path}")
+    return 0
+
