@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.loop import distributed
+from harness.loop import dispatch, launch
 from harness.config import TrainConfig, load_config
 from verilog_tools.errors import UserError
 
@@ -26,16 +26,16 @@ TINY = dict(vocab_size=300, hidden_size=32, num_layers=1, num_heads=2, intermedi
 def test_ddp_command_is_accelerate_launch_of_the_worker(tmp_path):
     cfg = TrainConfig(gpus=2)
     job = tmp_path / "train_job.json"
-    assert distributed.accelerate_command(cfg, job) == [
-        distributed.accelerate_executable(), "launch", "--config_file", str(REPO / "harness/loop/accelerate/ddp.yaml"),
+    assert launch.accelerate_command(cfg, job) == [
+        launch.accelerate_executable(), "launch", "--config_file", str(REPO / "harness/loop/accelerate/ddp.yaml"),
         "--num_processes", "2", "-m", "harness.loop.train_worker", str(job)]
 
 
 def test_deepspeed_command_names_the_zero3_config_and_its_json(tmp_path):
     cfg = TrainConfig(gpus=4, distributed="deepspeed", split_gradients=False)
     job = tmp_path / "train_job.json"
-    assert distributed.accelerate_command(cfg, job) == [
-        distributed.accelerate_executable(), "launch",
+    assert launch.accelerate_command(cfg, job) == [
+        launch.accelerate_executable(), "launch",
         "--config_file", str(REPO / "harness/loop/accelerate/deepspeed_zero3.yaml"),
         "--deepspeed_config_file", str(REPO / "harness/loop/accelerate/ds_zero3.json"),
         "--num_processes", "4", "-m", "harness.loop.train_worker", str(job)]
@@ -48,7 +48,7 @@ def test_accelerate_parses_the_command_and_its_config(tmp_path, distributed_type
     from accelerate.commands.launch import launch_command_parser
 
     cfg = TrainConfig(gpus=2, distributed=distributed_type, split_gradients=False)
-    argv = distributed.accelerate_command(cfg, tmp_path / "job.json")
+    argv = launch.accelerate_command(cfg, tmp_path / "job.json")
     args = launch_command_parser().parse_args(argv[2:])
     assert args.num_processes == 2 and args.module and args.training_script == "harness.loop.train_worker"
     config = load_config_from_file(args.config_file)
@@ -59,9 +59,9 @@ def test_accelerate_parses_the_command_and_its_config(tmp_path, distributed_type
     else:
         assert config.distributed_type == "DEEPSPEED"
         assert config.mixed_precision is None  # accelerate refuses one beside a DeepSpeed config file
-        assert (REPO / config.deepspeed_config["deepspeed_config_file"]) == distributed.DEEPSPEED_JSON
-        assert args.deepspeed_config_file == str(distributed.DEEPSPEED_JSON)
-        ds = json.loads(distributed.DEEPSPEED_JSON.read_text())
+        assert (REPO / config.deepspeed_config["deepspeed_config_file"]) == launch.DEEPSPEED_JSON
+        assert args.deepspeed_config_file == str(launch.DEEPSPEED_JSON)
+        ds = json.loads(launch.DEEPSPEED_JSON.read_text())
         assert ds["zero_optimization"]["stage"] == 3 and ds["bf16"]["enabled"] == "auto"
         assert ds["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] is True
 
@@ -85,10 +85,10 @@ def test_the_optimiser_batch_is_the_same_on_any_gpu_count():
 
 
 def test_more_gpus_than_visible_is_a_one_line_error(monkeypatch):
-    monkeypatch.setattr(distributed, "cuda_device_count", lambda: 1)
-    distributed.check_gpus(TrainConfig(gpus=1))
+    monkeypatch.setattr(launch, "cuda_device_count", lambda: 1)
+    launch.check_gpus(TrainConfig(gpus=1))
     with pytest.raises(UserError, match=r"^GPUS=2 but 1 CUDA device\(s\) are visible here: set GPUS=1") as err:
-        distributed.check_gpus(TrainConfig(gpus=2))
+        launch.check_gpus(TrainConfig(gpus=2))
     assert "\n" not in str(err.value)
 
 
@@ -98,7 +98,7 @@ def test_dry_run_prints_the_exact_command(tmp_path, capsys):
     assert main_train(["--gpus", "2", "--dry-run", "--run", "r", "--results-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     job = (tmp_path / "r").resolve() / "iter-01" / "train.out.tmp" / "train_job.json"
-    assert "  " + shlex.join(distributed.accelerate_command(TrainConfig(gpus=2), job)) in out.splitlines()
+    assert "  " + shlex.join(launch.accelerate_command(TrainConfig(gpus=2), job)) in out.splitlines()
     assert not (tmp_path / "r").exists()
 
 
@@ -158,8 +158,8 @@ def uneven_groups() -> list[dict]:
 
 def train(cfg: TrainConfig, base: str, out: Path, rows: list[dict] | None = None) -> dict:
     out.mkdir(parents=True)
-    return distributed.train(cfg, base, None, rows or groups(), epochs=1.0, learning_rate=cfg.learning_rate,
-                             seed=0, out=out, log=out.parent / "train.log")
+    return dispatch.train(cfg, base, None, rows or groups(), epochs=1.0, learning_rate=cfg.learning_rate,
+                          seed=0, out=out, log=out.parent / "train.log")
 
 
 def weights(folder: Path) -> dict:
@@ -172,7 +172,7 @@ def test_launched_stage_writes_what_the_in_process_stage_writes(tiny, tmp_path, 
     import torch
 
     local = train(tiny_config(), tiny, tmp_path / "local" / "out")
-    monkeypatch.setattr(distributed, "_run", worker_instead_of_accelerate)
+    monkeypatch.setattr(launch, "_run", worker_instead_of_accelerate)
     launched = train(tiny_config(gpus=2), tiny, tmp_path / "launched" / "out")
     a, b = tmp_path / "local" / "out", tmp_path / "launched" / "out"
     names = sorted(p.name for p in a.iterdir())
@@ -185,7 +185,7 @@ def test_launched_stage_writes_what_the_in_process_stage_writes(tiny, tmp_path, 
 
 
 def test_a_failed_launch_is_a_user_error_naming_the_log(tmp_path, monkeypatch):
-    monkeypatch.setattr(distributed, "_run", lambda argv, log: 3)
+    monkeypatch.setattr(launch, "_run", lambda argv, log: 3)
     with pytest.raises(UserError, match=r"failed \(exit status 3\): see .*train\.log") as err:
         train(tiny_config(gpus=2), "unused-base", tmp_path / "out")
     assert str(tmp_path / "train.log") in str(err.value)
@@ -193,7 +193,7 @@ def test_a_failed_launch_is_a_user_error_naming_the_log(tmp_path, monkeypatch):
 
 def test_run_copies_the_output_to_the_log_and_returns_the_status(tmp_path, capsys):
     log = tmp_path / "x.log"
-    code = distributed._run([sys.executable, "-c", "import sys; print('héllo'); sys.exit(4)"], log)
+    code = launch._run([sys.executable, "-c", "import sys; print('héllo'); sys.exit(4)"], log)
     assert code == 4 and log.read_text(encoding="utf-8").strip() == "héllo"
     assert "héllo" in capsys.readouterr().out
 
@@ -224,6 +224,6 @@ def test_two_gpus_train_the_tiny_model(tiny, tmp_path):
     if torch.cuda.device_count() < 2:
         pytest.skip("needs two CUDA devices")
     cfg = tiny_config(gpus=2, split_gradients=True)
-    distributed.check_gpus(cfg)
+    launch.check_gpus(cfg)
     info = train(cfg, tiny, tmp_path / "out")
     assert info["processes"] == 2 and (tmp_path / "out" / "model" / "model.safetensors").is_file()

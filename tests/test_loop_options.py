@@ -15,10 +15,12 @@ import pytest
 torch = pytest.importorskip("torch")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-from harness.loop import diagnostics, loop, stages  # noqa: E402
-from harness.objective import schedule as sched
-from harness.runs.folder import RunFolder  # noqa: E402
 from harness.config import TrainConfig  # noqa: E402
+from harness.loop import diagnostics, loop, stages  # noqa: E402
+from harness.loop.train_stage import train_stage  # noqa: E402
+from harness.objective import schedule as sched  # noqa: E402
+from harness.runs import layout  # noqa: E402
+from harness.runs.folder import RunFolder  # noqa: E402
 from tasks.records import TrainingRecord  # noqa: E402
 from test_ranking import group_row, tiny_model, tiny_tokenizer  # noqa: E402
 
@@ -93,8 +95,8 @@ def base(tmp_path_factory) -> str:
 def _train(base, out, schedule=None, weights=None, lr=LR, **fields):
     cfg = TrainConfig(**{"groups_per_batch": 2, "split_gradients": False, "lr_warmup_ratio": 0.25, **fields})
     out.mkdir(parents=True)
-    return stages.train_stage(cfg, base, weights, _rows(), epochs=1.0, learning_rate=lr, seed=3, out=out,
-                              schedule=schedule)
+    return train_stage(cfg, base, weights, _rows(), epochs=1.0, learning_rate=lr, seed=3, out=out,
+                       schedule=schedule)
 
 
 def _state(path):
@@ -259,7 +261,7 @@ def test_diagnostics_reach_the_summary_and_the_report(tmp_path):
     (d / "train_log.json").write_text(json.dumps({
         "final": {"rank_accuracy": 1.0}, "diagnostics": {"violated_fraction": 0.4},
         "schedule": {"learning_rates": [0.5, 0.25]}}))
-    row = loop.diagnostic_row(d)
+    row = layout.diagnostic_row(d)
     assert row == {"cand_pass_rate": 0.25, "informative_share": 0.75, "fresh_instructions": 6,
                    "cand_score_buckets": {"(0,1)": 3, "0": 2, "<0": 1, ">=1": 4, "none": 0},
                    "violated_pairs": 0.4, "lr_sum": 0.75}

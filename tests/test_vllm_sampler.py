@@ -279,7 +279,7 @@ def test_settings_are_checked():
 
 
 def test_waiting_for_free_gpu_memory(monkeypatch):
-    from harness.loop.distributed import wait_for_free_gpu_memory
+    from harness.model.gpu import wait_for_free_gpu_memory
     readings = iter([(10, 100), (50, 100), (90, 100)])
     assert wait_for_free_gpu_memory(0.85, 5, poll_s=0, query=lambda d: next(readings)) == [(90, 100)]
     with pytest.raises(UserError, match="needs 85% of GPU 1 free .* only 0.0 GiB was free"):

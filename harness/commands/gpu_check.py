@@ -36,6 +36,18 @@ import time
 from pathlib import Path
 
 from harness.commands.flags import Parser
+from harness.config import TrainConfig, load_config, model_config
+from harness.loop import dispatch, loop, stages
+from harness.loop.loop import load_records, weights_of
+from harness.loop.stages import record_prompt
+from harness.model.models import load_model, load_tokenizer
+from harness.model.prompting import format_example, format_prompt
+from harness.objective.ranking import RankingCollator, build_ranking_dataset
+from harness.reports.mdtable import md_table
+from harness.runs.folder import RunFolder, atomic_write_json, run_folder
+from harness.sample import vllm_sampler
+from harness.sample.sampling import SamplingConfig
+from tasks.jsonl import read_jsonl
 from verilog_tools.errors import UserError
 
 ALLOW_CPU_ENV = "GPU_CHECK_ALLOW_CPU"
@@ -122,15 +134,11 @@ def check_device(allow_cpu: bool) -> str:
 
 
 def config_for(device: str):
-    from harness.config import load_config
     return load_config("tiny-cpu", None, GPU_OVERRIDES if device == "cuda" else CPU_OVERRIDES)
 
 
 def run_check(results_dir: Path, name: str | None, device: str) -> tuple[Path, list[dict]]:
     """Every stage, in order; the run folder and the recorded stages."""
-    from harness.loop import loop
-    from harness.runs.folder import atomic_write_json, run_folder
-
     cfg = config_for(device)
     with run_folder(results_dir, name, "gpu-check") as run:
         atomic_write_json(run.path / "config.json", cfg.to_dict())
@@ -168,9 +176,6 @@ def run_check(results_dir: Path, name: str | None, device: str) -> tuple[Path, l
 def load_4bit(cfg, base: str, device: str) -> dict:
     import bitsandbytes as bnb
     import torch
-
-    from harness.model.models import load_model, load_tokenizer
-    from harness.loop.stages import model_config
 
     mcfg = model_config(cfg, base)
     model = load_model(mcfg, trainable=False)
@@ -224,16 +229,12 @@ def kill_and_resume(run_path: Path, rec: Recorder) -> None:
 
 def iteration_child(run_path: Path) -> int:
     """The killed child: iteration 1 with its sample, score and train stages recorded."""
-    from harness.loop import distributed, loop, stages
-    from harness.runs.folder import RunFolder
-    from harness.config import TrainConfig
-
     run = RunFolder.open(run_path)
     cfg = TrainConfig(**json.loads((run_path / "config.json").read_text()))
     rec = Recorder(run_path / "child_stages.json")
     wrapped = [(stages, "sample_stage", "sample_hf", "HF sampling of K-1 candidates per instruction"),
                (stages, "score_stage", "score", "syntax check + Rouge-L of every candidate"),
-               (distributed, "train", "train_killed", "QLoRA ITERTL train stage, killed once started")]
+               (dispatch, "train", "train_killed", "QLoRA ITERTL train stage, killed once started")]
     for module, attr, name, what in wrapped:
         setattr(module, attr, _recorded(rec, name, what, getattr(module, attr)))
     try:
@@ -254,8 +255,6 @@ def _recorded(rec: Recorder, name: str, what: str, func):
 
 
 def resume_iteration(run, cfg, base: str) -> dict:
-    from harness.loop import loop
-
     before = {s: run.stage_done(f"iter-01/{s}") for s in ("sample", "score", "train")}
     if before != {"sample": True, "score": True, "train": False}:
         raise RuntimeError(f"after the kill expected sample and score done, train not; found {before}")
@@ -273,11 +272,8 @@ def compare_gradients(run, cfg, base: str, device: str) -> dict:
 
     import torch
 
-    from harness.loop.loop import read_jsonl, weights_of
-    from harness.model.models import load_model, load_tokenizer
-    from harness.model.prompting import format_example
-    from harness.objective.ranking import RankingCollator, build_ranking_dataset
-    from harness.loop.stages import model_config
+    # Here, not at the top: the trainer loads transformers, whose huggingface_hub reads HF_HUB_OFFLINE
+    # when imported, and main() sets it first.
     from harness.objective.trainer import disable_dropout, joint_loss, split_backward
 
     mcfg = model_config(cfg, base)
@@ -317,13 +313,6 @@ def compare_gradients(run, cfg, base: str, device: str) -> dict:
 
 
 def sample_vllm(run, cfg, base: str, device: str) -> dict:
-    from harness.sample import vllm_sampler
-    from harness.loop.loop import load_records, weights_of
-    from harness.model.models import load_tokenizer
-    from harness.model.prompting import format_prompt
-    from harness.sample.sampling import SamplingConfig
-    from harness.loop.stages import model_config, record_prompt
-
     if device != "cuda":
         raise Skip("no CUDA GPU: vLLM needs one")
     if importlib.util.find_spec("vllm") is None:
@@ -343,7 +332,6 @@ def sample_vllm(run, cfg, base: str, device: str) -> dict:
 
 
 def format_table(stages: list[dict]) -> str:
-    from harness.reports.mdtable import md_table
     rows = [[s["stage"], s["status"].upper(), "-" if s.get("seconds") is None else f"{s['seconds']:.1f}",
              "-" if s.get("peak_gpu_mib") is None else f"{s['peak_gpu_mib']:.0f}", s.get("note", "")]
             for s in stages]

@@ -12,13 +12,14 @@ import json
 import sys
 from pathlib import Path
 
-from harness.loop import loop
-from harness.runs import folder as runs
-from harness.loop.compute import describe_plan
 from harness.commands.flags import Parser, add_config_flags, given
-from harness.reports.report import try_build_report
-from harness.runs.folder import RunFolder, run_folder, write_manifest
 from harness.config import TrainConfig, load_config
+from harness.loop import launch, loop
+from harness.loop.compute import describe_plan
+from harness.reports.report import try_build_report
+from harness.runs import folder as runs
+from harness.runs.folder import RunFolder, run_folder, write_manifest
+from harness.sample import vllm_sampler
 from verilog_tools.errors import UserError
 
 RESUMABLE_CHANGES = {"iters", "workers", "dry_run", "gpu_type", "measured_from"}
@@ -57,12 +58,9 @@ def check_device(cfg: TrainConfig) -> None:
 
 def check_scaling(cfg: TrainConfig) -> None:
     """Before the run spends any time: SAMPLER=vllm and GPUS=N can run here (one-line UserError if not)."""
-    from harness.loop import distributed
-
     if cfg.sampler == "vllm":
-        from harness.sample import vllm_sampler
         vllm_sampler.check_available(cfg.tensor_parallel_size)
-    distributed.check_gpus(cfg)
+    launch.check_gpus(cfg)
 
 
 def run_seeds(cfg: TrainConfig) -> dict:

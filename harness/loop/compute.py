@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.config import GPU_TYPES, TrainConfig
+from harness.loop import launch
 from tasks.jsonl import read_lines
 from verilog_tools.errors import UserError
 
@@ -194,8 +195,6 @@ def estimate(cfg: TrainConfig) -> dict:
 
 def describe_plan(cfg: TrainConfig, run_path: str = "results/<RUN>") -> str:
     """DRY_RUN=1: the resolved config, the work per iteration, its GPU hours, and the multi-GPU command."""
-    from harness.loop import distributed
-
     est = estimate(cfg)
     hours = "CPU hours" if cfg.gpu_type == "cpu" else f"GPU hours ({cfg.gpu_type})"
     lines = ["resolved config:"] + [f"  {k}: {v}" for k, v in cfg.to_dict().items()]
@@ -211,7 +210,7 @@ def describe_plan(cfg: TrainConfig, run_path: str = "results/<RUN>") -> str:
     if cfg.gpus > 1:
         scratch = Path(run_path).resolve() / "iter-01" / "train.out.tmp"  # loop.iteration's train scratch
         lines.append(f"train stage command ({cfg.gpus} processes; iteration 1, the others alike):")
-        lines.append("  " + shlex.join(distributed.accelerate_command(cfg, scratch / distributed.JOB_FILE)))
+        lines.append("  " + shlex.join(launch.accelerate_command(cfg, scratch / launch.JOB_FILE)))
     return "\n".join(lines)
 
 

@@ -8,7 +8,7 @@ Written into the iteration's own files (and read from there by the summary and t
   and the share of groups with at least one informative pair (two scorable candidates whose scores
   differ by at least ``min_score_gap``, ``harness.objective.ranking.ordered_pairs``: the pairs the loss ranks;
   without one, the group trains on cross-entropy only).
-* train_log.json ``diagnostics`` (``PairCountingTrainer``): ranked pairs and violated pairs summed over
+* train_log.json ``diagnostics`` (``harness.loop.train_stage.PairCountingTrainer``): ranked pairs and violated pairs summed over
   every micro-batch of the whole stage, each counted from the log-likelihoods the loss itself computed
   before that micro-batch's update; a pair (i, j) with s_i > s_j is violated when p_i <= p_j. The
   trainer's logged ``rank_accuracy`` is only the last logging window's. With ``epochs_per_iter`` > 1 a
@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from harness.loop.loop import SCORE_BUCKETS
 from harness.objective.ranking import ordered_pairs
-from harness.objective.trainer import RankingTrainer
+from harness.objective.scoring import COMPILED, ScoreConfig, _apply_functional_scores
+from harness.runs.layout import SCORE_BUCKETS
 from verilog_tools import status as st
 
 BUCKETS = SCORE_BUCKETS
@@ -64,8 +64,6 @@ def candidate_diagnostics(rows: list[dict], min_gap: float = 0.0) -> dict:
 def testbench_verdicts(records, rows: list[dict], score_mode: str, workers: int) -> None:
     """Set ``passed`` on every sampled candidate: its testbench verdict (True/False), None where its record
     has no testbench or the simulator could not run. A candidate that did not compile has not passed."""
-    from harness.objective.scoring import COMPILED, ScoreConfig, _apply_functional_scores
-
     sampled = [(r, c) for r, row in enumerate(rows) for c in row["candidates"] if c["source"] == "model"]
     if score_mode == "functional":  # the score's own verdict is the testbench's
         for r, cand in sampled:
@@ -82,30 +80,3 @@ def _verdict(record, status: str, compiled) -> bool | None:
     if not record.testbench or status == st.INFRA_ERROR:
         return None
     return bool(compiled) and status == st.PASS
-
-
-class PairCountingTrainer(RankingTrainer):
-    """RankingTrainer that also sums the ranked and the correctly ordered pairs of every training
-    micro-batch (the trainer's ``_record`` sees each micro-batch's counts before its update)."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.pair_totals = {"pairs": 0, "correct": 0, "micro_batches": 0}
-
-    def _record(self, stats: dict) -> None:
-        super()._record(stats)
-        if self.model.training:
-            self.pair_totals["pairs"] += int(stats["pairs"])
-            self.pair_totals["correct"] += int(stats["correct"])
-            self.pair_totals["micro_batches"] += 1
-
-    def pair_diagnostics(self) -> dict:
-        """The whole stage's counts, summed over processes: pairs, violated pairs and their fraction."""
-        import torch
-
-        t = self.pair_totals
-        local = torch.tensor([t["pairs"], t["correct"], t["micro_batches"]], dtype=torch.long,
-                             device=self.accelerator.device)
-        pairs, correct, batches = (int(v) for v in self.accelerator.reduce(local, reduction="sum").tolist())
-        return {"pairs": pairs, "violated_pairs": pairs - correct,
-                "violated_fraction": (pairs - correct) / pairs if pairs else None, "micro_batches": batches}

@@ -30,6 +30,10 @@ iteration N uses: ``iteration_subset`` (first those the warm start did not see).
 learning-rate schedule: its own (``optimizer_schedule=reset``) or iteration N-1's continued
 (``continued``; harness.objective.schedule). The seeds: ``data_seed`` makes the data (prepare_data_stage), ``seed``
 everything else (the tiny model, subsets, sampling, training order, evaluation samples).
+
+The stages are harness.loop.stages (sample, score, eval) and harness.loop.dispatch (train, in this
+process or under `accelerate launch`); the iteration folder's name and summary keys are
+harness.runs.layout's, which the reports read too.
 """
 from __future__ import annotations
 
@@ -41,20 +45,17 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
-from harness.loop import distributed
-from harness.runs.folder import RunFolder, atomic_write_json
 from harness.config import TrainConfig
+from harness.loop import dispatch, stages
+from harness.model.tiny_model import build_tiny_model
+from harness.objective.schedule import STATE_FILE, StageSchedule, optimizer_steps
+from harness.runs.folder import RunFolder, atomic_write_json
+from harness.runs.layout import SCORE_BUCKETS, diagnostic_row, iter_dir
 from tasks.jsonl import read_jsonl
 from tasks.records import TrainingRecord
 from verilog_tools.errors import UserError
 
 log = logging.getLogger(__name__)
-# The sampled candidates' score buckets (harness.loop.diagnostics): -1 (multi-module), 0, between, 1, unscorable
-SCORE_BUCKETS = ("<0", "0", "(0,1)", ">=1", "none")
-
-
-def iter_dir(it: int) -> str:
-    return f"iter-{it:02d}"
 
 
 @contextmanager
@@ -116,8 +117,6 @@ def instruction_counts(records: list[TrainingRecord], subset: list[TrainingRecor
 
 def stage_schedule(run: RunFolder, cfg: TrainConfig, it: int):
     """Iteration ``it``'s place in the learning-rate schedule (harness.objective.schedule)."""
-    from harness.objective.schedule import STATE_FILE, StageSchedule, optimizer_steps
-
     if cfg.optimizer_schedule == "reset":
         return StageSchedule()
     records = load_records(run, "train")
@@ -184,34 +183,6 @@ def write_summary(run: RunFolder, cfg: TrainConfig) -> dict:
     return summary
 
 
-def diagnostic_row(folder: Path) -> dict:
-    """An iteration's diagnostics (harness.loop.diagnostics) as row keys: the candidates' pass rate, score
-    buckets and informative-group share, the violated pairs over the whole stage, fresh instructions and
-    the sum of the learning rates of its optimiser steps. Keys are absent where the files are."""
-    row: dict = {}
-    stats = _read_json(folder / "score_stats.json")
-    diag = stats.get("diagnostics") or {}
-    if diag:
-        row.update(cand_pass_rate=diag.get("pass_rate"), informative_share=diag.get("informative_group_share"),
-                   cand_score_buckets=diag.get("score_buckets"))
-    if "instructions" in stats:
-        row["fresh_instructions"] = stats["instructions"].get("fresh")
-    log_ = _read_json(folder / "train_log.json")
-    if "diagnostics" in log_:
-        row["violated_pairs"] = log_["diagnostics"].get("violated_fraction")
-    rates = (log_.get("schedule") or {}).get("learning_rates")
-    if rates:
-        row["lr_sum"] = sum(rates)
-    return row
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def format_table(rows: list[dict]) -> str:
     cols = ["iteration", "pass@1", "eval_syntax_valid", "cand_syntax_valid_rate", "cand_pass_rate",
             "cand_multi_module_rate", "cand_mean_rouge_l", "cand_score_buckets", "informative_share",
@@ -244,8 +215,6 @@ def base_model(run: RunFolder, cfg: TrainConfig) -> str:
     """The model every iteration starts from: the run's own tiny model, or ``cfg.model``."""
     if cfg.model != "tiny":
         return cfg.model
-    from harness.model.tiny_model import build_tiny_model
-
     if not run.stage_done("base-model"):
         train = load_records(run, "train")
         corpus = [t for r in train for t in (r.instruction, r.reference)]
@@ -270,23 +239,19 @@ def train_log_path(run: RunFolder, it: int) -> Path:
 
 def warmup_stage(run: RunFolder, cfg: TrainConfig, base: str) -> None:
     """Iteration 0: supervised training on the references (also the non-iterative baseline's start)."""
-    from harness.loop import stages
-
     stage = f"{iter_dir(0)}/train"
     if run.stage_done(stage) or cfg.warmup_epochs <= 0:
         return
     groups = reference_groups(warmup_records(load_records(run, "train"), cfg),
                               lambda rec: stages.record_prompt(rec, cfg.train_prompt_style))
     with stage_dir(run, iter_dir(0)) as tmp:
-        distributed.train(cfg, base, None, groups, epochs=cfg.warmup_epochs,
-                          learning_rate=cfg.warmup_learning_rate, seed=cfg.seed, out=tmp,
-                          log=train_log_path(run, 0))
+        dispatch.train(cfg, base, None, groups, epochs=cfg.warmup_epochs,
+                       learning_rate=cfg.warmup_learning_rate, seed=cfg.seed, out=tmp,
+                       log=train_log_path(run, 0))
     run.mark_done(stage, [f"{iter_dir(0)}/model", f"{iter_dir(0)}/train_log.json"])
 
 
 def eval_stage(run: RunFolder, cfg: TrainConfig, base: str, it: int) -> None:
-    from harness.loop import stages
-
     stage = f"{iter_dir(it)}/eval"
     if run.stage_done(stage) or not cfg.eval_bench:
         return
@@ -300,8 +265,6 @@ def eval_stage(run: RunFolder, cfg: TrainConfig, base: str, it: int) -> None:
 
 def iteration(run: RunFolder, cfg: TrainConfig, base: str, it: int) -> None:
     """Sample -> score -> train for iteration ``it`` (each stage skipped when already done)."""
-    from harness.loop import stages
-
     d = iter_dir(it)
     (run.path / d).mkdir(exist_ok=True)
     train = load_records(run, "train")
@@ -321,15 +284,13 @@ def iteration(run: RunFolder, cfg: TrainConfig, base: str, it: int) -> None:
 
 def train_iteration(run: RunFolder, cfg: TrainConfig, base: str, it: int) -> None:
     """The train stage of iteration ``it``: model/, train_log.json (and optimizer.pt when continued)."""
-    from harness.objective.schedule import STATE_FILE
-
     d = iter_dir(it)
     groups = read_jsonl(run.path / d / "scores.jsonl")
     schedule = stage_schedule(run, cfg, it)
     with stage_dir(run, f"{d}/train.out") as tmp:
-        distributed.train(cfg, base, weights_of(run, training_source(cfg, it)), groups,
-                          epochs=cfg.epochs_per_iter, learning_rate=cfg.learning_rate,
-                          seed=cfg.seed + it, out=tmp, log=train_log_path(run, it), schedule=schedule)
+        dispatch.train(cfg, base, weights_of(run, training_source(cfg, it)), groups,
+                       epochs=cfg.epochs_per_iter, learning_rate=cfg.learning_rate,
+                       seed=cfg.seed + it, out=tmp, log=train_log_path(run, it), schedule=schedule)
     out = run.path / d / "train.out"
     names = ["model", "train_log.json"] + ([STATE_FILE] if schedule.save else [])
     for name in names:

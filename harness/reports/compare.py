@@ -10,6 +10,7 @@ from pathlib import Path
 
 from harness.reports import data as rd
 from harness.reports.mdtable import exact, md_table
+from harness.reports.plots import plot_per_iteration, present
 from tasks.samples import atomic_write_text
 from verilog_tools.errors import UserError
 
@@ -70,8 +71,6 @@ def config_differences(runs: list[rd.RunData], labels: list[str]) -> str:
 
 
 def plot_pass_at_1(runs: list[rd.RunData], labels: list[str], path: Path, title: str) -> Path | None:
-    from harness.reports.plots import plot_per_iteration, present
-
     series = {label: present(run.rows, "pass@1") for label, run in zip(labels, runs) if run.kind == "train"}
     hlines = {f"{label} (eval run)": run.rows[0]["pass@1"] for label, run in zip(labels, runs)
               if run.kind == "eval" and run.rows and run.rows[0].get("pass@1") is not None}

@@ -12,8 +12,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.loop.loop import diagnostic_row, iter_dir, read_jsonl
 from harness.objective.scoring import mean_score
+from harness.runs.layout import diagnostic_row, iter_dir
+from tasks.jsonl import read_jsonl
 from verilog_tools import status as st
 from verilog_tools.errors import UserError
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from harness.reports.data import benchmark_of, pass_keys, train_history
+from harness.runs.layout import iter_dir
+
 DPI = 120
 FIGSIZE = (7.5, 4.6)
 
@@ -126,9 +129,6 @@ def plot_training_curves(path: Path, histories: dict[int, list[dict]], title: st
 
 def draw_run_plots(run, plots_dir: Path) -> list[tuple[str, Path]]:
     """The plots of a train run's report (`harness.reports.data.RunData`): (title, path) of each written."""
-    from harness.loop.loop import iter_dir
-    from harness.reports.data import benchmark_of, pass_keys, train_history
-
     rows = run.rows
     ks = pass_keys(rows)
     n = next((r.get("eval_n") for r in rows if r.get("eval_n") is not None), "?")

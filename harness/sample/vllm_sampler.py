@@ -22,7 +22,7 @@ holds BOS, as in the HF sampler) and handed to vLLM as token ids, so both sample
 Memory and length. The engine takes ``gpu_memory_utilization`` of each GPU (vLLM's default is 0.9;
 here a config field, 0.85 by default) and holds sequences of at most ``max_model_len`` tokens (0 = the
 stage's longest prompt + max_new_tokens, so the KV cache is sized for this stage, not for the model's
-longest context). Before the engine is built, ``harness.loop.distributed.wait_for_free_gpu_memory`` waits
+longest context). Before the engine is built, ``harness.model.gpu.wait_for_free_gpu_memory`` waits
 until that fraction of the GPU is free (memory of an earlier stage may take a moment to come back) and
 otherwise stops with one line giving the figures.
 
@@ -50,7 +50,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.loop.distributed import cuda_device_count, release_cuda_cache, wait_for_free_gpu_memory
+from harness.model.gpu import cuda_device_count, release_cuda_cache, wait_for_free_gpu_memory
+from harness.model.models import resolve_model_path
 from harness.sample.sampling import (STOP_TEXT, SamplingConfig, completion_seed, record_stats, truncate_at_fence,
                               truncate_at_stop)
 from verilog_tools.errors import UserError
@@ -104,8 +105,6 @@ class Weights:
 
 def resolve_weights(base: str, weights: str | None) -> Weights:
     """The base model plus an adapter folder, or a full model folder as the model itself."""
-    from harness.model.models import resolve_model_path
-
     if weights is None:
         return Weights(model=str(resolve_model_path(base)))
     folder = Path(weights)

@@ -1,32 +1,35 @@
-"""The train stage on several GPUs: `accelerate launch` of harness.loop.train_worker, driven from the loop.
+"""The train stage on several GPUs: `accelerate launch` of harness.loop.train_worker.
 
-The loop stays one driver process. With ``gpus=1`` the train stage runs in it, as always. With
-``gpus=N > 1`` the driver writes the stage's inputs (the scored groups and the TrainConfig, as JSON)
-into the stage's scratch folder, runs
+The loop stays one driver process; `harness.loop.dispatch.train` sends a stage with ``gpus=N > 1``
+here. `launch` writes the stage's inputs (the scored groups and the TrainConfig, as JSON) into the
+stage's scratch folder, runs
 
     accelerate launch --config_file harness/loop/accelerate/ddp.yaml --num_processes N \
         -m harness.loop.train_worker <scratch>/train_job.json
 
 (DeepSpeed: deepspeed_zero3.yaml and --deepspeed_config_file ds_zero3.json), copies its output to the
 terminal and to a log file, and waits. The N processes train together and their main process writes
-model/ and train_log.json into the scratch folder, exactly as the in-process stage does; the loop then
-publishes the folder atomically. A non-zero exit is a UserError naming the log.
+model/ and train_log.json into the scratch folder, exactly as the in-process stage does
+(`save_from_processes`); the loop then publishes the folder atomically. A non-zero exit is a UserError
+naming the log.
 
 The optimiser batch is the same on any number of GPUs (TrainConfig.process_batch). Sampling and
 evaluation stay in the driver, on one GPU (vLLM: tensor_parallel_size GPUs).
+
+deepspeed is imported inside `check_gpus`: an optional extra, only asked whether it is there.
 """
 from __future__ import annotations
 
 import codecs
-import gc
 import json
 import shlex
 import subprocess
 import sys
 from pathlib import Path
 
-from harness.runs.folder import atomic_write_jsonl
 from harness.config import TrainConfig
+from harness.model.gpu import cuda_device_count, release_cuda_cache
+from harness.runs.folder import atomic_write_jsonl
 from verilog_tools.errors import UserError
 
 CONFIG_DIR = Path(__file__).with_name("accelerate")
@@ -53,57 +56,6 @@ def accelerate_command(cfg: TrainConfig, job: Path) -> list[str]:
             "-m", WORKER_MODULE, str(job)]
 
 
-def cuda_device_count() -> int:
-    try:
-        import torch
-    except ImportError:
-        return 0
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
-def release_cuda_cache() -> None:
-    """Hand the memory torch keeps cached (an earlier stage's model) back before another process needs it."""
-    gc.collect()
-    try:
-        import torch
-    except ImportError:
-        return
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
-def wait_for_free_gpu_memory(fraction: float, timeout_s: float, *, devices: int = 1, what: str = "this stage",
-                             poll_s: float = 2.0, query=None) -> list[tuple[int, int]]:
-    """Wait until ``fraction`` of each of the first ``devices`` CUDA GPUs is free; UserError (one line,
-    the figures) after ``timeout_s``. Returns (free, total) bytes per GPU; [] without CUDA.
-
-    Free means free to the whole machine (``cudaMemGetInfo``): memory another process still holds, such
-    as an earlier stage's engine that is shutting down, counts as taken. ``query(device)`` replaces
-    ``torch.cuda.mem_get_info`` in tests.
-    """
-    import time
-
-    if query is None:
-        if cuda_device_count() == 0:
-            return []
-        import torch
-        query = torch.cuda.mem_get_info
-    deadline = time.monotonic() + timeout_s
-    while True:
-        figures = [tuple(query(d)) for d in range(devices)]
-        short = [(d, free, total) for d, (free, total) in enumerate(figures) if free < fraction * total]
-        if not short:
-            return figures
-        if time.monotonic() >= deadline:
-            d, free, total = short[0]
-            gib = 1 << 30
-            raise UserError(f"{what} needs {fraction:.0%} of GPU {d} free ({fraction * total / gib:.1f} of "
-                            f"{total / gib:.1f} GiB) but only {free / gib:.1f} GiB was free after {timeout_s:g} s: "
-                            "another process holds GPU memory (nvidia-smi shows which); end it, or lower "
-                            "vllm_gpu_memory_utilization")
-        time.sleep(poll_s)
-
-
 def check_gpus(cfg: TrainConfig) -> None:
     """UserError (one line) unless gpus > 1 can run here: enough CUDA devices, accelerate, DeepSpeed."""
     if cfg.gpus <= 1:
@@ -120,15 +72,9 @@ def check_gpus(cfg: TrainConfig) -> None:
                             "machine, or use distributed=ddp") from None
 
 
-def train(cfg: TrainConfig, base: str, weights: str | None, groups: list[dict], *, epochs: float,
-          learning_rate: float, seed: int, out: Path, log: Path, schedule=None) -> dict:
-    """The train stage into ``out``: in this process (gpus=1), or under `accelerate launch` (gpus > 1);
-    ``schedule``: harness.objective.schedule.StageSchedule (None = a stage of its own)."""
-    from harness.loop import stages
-
-    if cfg.gpus <= 1:
-        return stages.train_stage(cfg, base, weights, groups, epochs=epochs, learning_rate=learning_rate,
-                                  seed=seed, out=out, schedule=schedule)
+def launch(cfg: TrainConfig, base: str, weights: str | None, groups: list[dict], *, epochs: float,
+           learning_rate: float, seed: int, out: Path, log: Path, schedule=None) -> dict:
+    """The train stage into ``out`` on cfg.gpus processes under `accelerate launch`; its train_log.json."""
     job = write_job(cfg, base, weights, groups, epochs=epochs, learning_rate=learning_rate, seed=seed,
                     out=out, schedule=schedule)
     argv = accelerate_command(cfg, job)
