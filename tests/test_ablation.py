@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.experiment import ablation
-from harness.experiment.ablation import ARMS, AblationConfig, arm_argv, arm_name, main_ablation, pass_at_1_table
+from harness.commands.ablation import main_ablation
 from harness.config import load_config
+from harness.experiment import ablation
+from harness.experiment.ablation import ARMS, AblationConfig, arm_argv, arm_name, pass_at_1_table
 from verilog_tools.errors import UserError
 
 FAKE_ARM = """
@@ -41,9 +42,8 @@ def fake_arms(monkeypatch, tmp_path):
     monkeypatch.setattr(ablation, "arm_argv", lambda cfg, arms_dir, mode, filter_on, workers:
                         [sys.executable, str(script), str(arms_dir), arm_name(mode, filter_on)])
     calls = []
-    monkeypatch.setattr("harness.reports.report.compare_runs",
-                        lambda dirs, out, labels=None, title=None: calls.append((dirs, labels)) or "table",
-                        raising=False)
+    monkeypatch.setattr(ablation, "compare_runs",
+                        lambda dirs, out, labels=None, title=None: calls.append((dirs, labels)) or "table")
     monkeypatch.setattr(ablation.time, "sleep", lambda s: None)
     return calls
 

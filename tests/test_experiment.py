@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.experiment import ablation, arms as experiment
-from harness.experiment.arms import donors, main_experiment, shared_stages, train_argv
-from harness.experiment.config import ExperimentConfig, arm_runs, load_experiment
+from harness.commands.experiment import main_experiment
 from harness.config import load_config
+from harness.experiment import ablation, arms as experiment
+from harness.experiment.arms import donors, shared_stages, train_argv
+from harness.experiment.config import ExperimentConfig, arm_runs, load_experiment
 from verilog_tools.errors import UserError
 
 FAKE_TRAIN = r"""

@@ -13,7 +13,6 @@ the table; an arm that fails stops the ablation with its log named, and the fold
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import signal
@@ -24,10 +23,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from harness.commands.flags import Parser, add_config_flags, given
+from harness.reports.compare import compare_runs
 from harness.reports.mdtable import md_table
-from harness.runs.folder import RunFolder, run_folder, write_manifest
-from harness.config import load_config
+from harness.reports.report import try_build_report
+from harness.runs.folder import RunFolder, write_manifest
 from verilog_tools.config import option as _f
 from verilog_tools.errors import UserError
 
@@ -248,8 +247,6 @@ def wall_minutes(run_dirs: list[Path]) -> float | None:
 
 
 def write_results(run: RunFolder, cfg: AblationConfig, jobs: int) -> str:
-    from harness.reports.report import compare_runs, try_build_report
-
     arms_dir = run.path / "arms"
     for mode, filter_on in ARMS:  # arms made by an older version, or whose own report failed
         if not (arms_dir / arm_name(mode, filter_on) / "report.md").exists():
@@ -277,25 +274,3 @@ def folder_options(cfg: AblationConfig) -> dict:
     return {"config": asdict(cfg),
             "manifest": lambda run: write_manifest(run, asdict(cfg), seeds={"seed": cfg.seed},
                                                    argv=["ablation", *sys.argv[2:]])}
-
-
-def main_ablation(argv: list[str]) -> int:
-    parser = Parser(prog="python -m harness ablation", description=__doc__,
-                    formatter_class=argparse.RawDescriptionHelpFormatter)
-    names = add_config_flags(parser, AblationConfig, defaults=False)
-    parser.add_argument("--run", help="ablation folder name under --results-dir (resumes if it exists)")
-    parser.add_argument("--results-dir", default="results", help="where run folders go")
-    args = parser.parse_args(argv)
-    cfg = AblationConfig(**given(args, names))
-    train_cfg = load_config(cfg.preset, cfg.config, cfg.overrides())  # a broken config fails here, not in 4 arms
-    jobs = auto_jobs(cfg, train_cfg)
-    with run_folder(args.results_dir, args.run, "ablation", **folder_options(cfg)) as run:
-        failed = run_arms(cfg, run.path / "arms", jobs, total_stages=4 + 4 * train_cfg.iters)
-        if failed:
-            name, code = next(iter(failed.items()))
-            raise UserError(f"ablation arm {name} failed (exit {code}); see {run.path / 'arms' / f'{name}.log'}, "
-                            f"fix it and rerun the same command (RUN={run.path.name}) to resume")
-        table = write_results(run, cfg, jobs)
-    print(table)
-    print(f"ablation folder: {run.path}")
-    return 0

@@ -17,7 +17,11 @@ from pathlib import Path
 
 from harness.experiment import stats
 from harness.experiment.ablation import minutes, wall_minutes
+from harness.experiment.arms import donors, greedy_dir
+from harness.experiment.config import train_config
+from harness.reports.data import METRICS, read_json
 from harness.reports.mdtable import md_table
+from harness.reports.plots import plot_per_iteration
 from verilog_tools.errors import UserError
 
 PerSeed = list[dict[str, float]]   # one {task_id: pass@1} per seed, in the plan's seed order
@@ -78,16 +82,12 @@ def verdict(diff: dict, plan) -> str:
 
 def evaluated(cfg, arms) -> list[int]:
     """The iterations every arm evaluated (0, every ``eval_every``-th and the last)."""
-    from harness.experiment.config import train_config
-
     its = [set(train_config(cfg, a).evaluated_iterations()) for a in arms]
     return sorted(set.intersection(*its))
 
 
 def load_values(run_dir: Path, cfg, arms, donor_of: dict, last: int) -> dict:
     """{(score, arm, kind, iteration): PerSeed} for kind 'sampled' (every evaluated iteration) and 'greedy'."""
-    from harness.experiment.arms import greedy_dir
-
     by_key: dict = {}
     its = evaluated(cfg, arms)
     for a in arms:  # arm_runs order: seeds outermost, so each list follows cfg.seeds
@@ -103,8 +103,6 @@ def load_values(run_dir: Path, cfg, arms, donor_of: dict, last: int) -> dict:
 
 def diagnostics(run_dir: Path, arms, score: str, arm: str) -> dict[int, dict[str, float]]:
     """Each iteration's numeric row metrics (the arm's summary.json), averaged over the arm's seeds."""
-    from harness.reports.data import read_json
-
     sums: dict[int, dict[str, list]] = {}
     for a in (a for a in arms if a.score == score and a.arm == arm):
         for row in read_json(run_dir / "arms" / a.name / "summary.json").get("iterations", []):
@@ -182,8 +180,6 @@ def score_section(score: str, result: dict, cfg, last: int, plot: str | None) ->
 
 
 def diagnostics_table(diag: dict) -> str:
-    from harness.reports.data import METRICS
-
     keys = sorted({k for per_it in diag.values() for row in per_it.values() for k in row})
     if not keys:
         return "No per-iteration diagnostics in the arms' summaries."
@@ -193,8 +189,6 @@ def diagnostics_table(diag: dict) -> str:
 
 
 def plot_score(run_dir: Path, score: str, result: dict, cfg, last: int) -> str | None:
-    from harness.reports.plots import plot_per_iteration
-
     name = f"experiment_pass_at_1_{score}.png"
     its = sorted(result["arms"][cfg.plan.treatment]["sampled"])
     boots = {a: [result["arms"][a]["sampled"][it]["bootstrap"] for it in its] for a in cfg.arms}
@@ -211,9 +205,6 @@ def plot_score(run_dir: Path, score: str, result: dict, cfg, last: int) -> str |
 
 def write_results(run, cfg, arms) -> str:
     """Analyse the finished arms of ``run``; write experiment.json, experiment.md and the plots."""
-    from harness.experiment.arms import donors
-    from harness.experiment.config import train_config
-
     donor_of = donors(cfg, arms)
     last = train_config(cfg, arms[0]).iters
     result = analyse(run.path, cfg, arms, donor_of, last)

@@ -4,7 +4,6 @@
 iterations it has and names the missing ones), draws the plots (`harness.reports.plots`) and writes
 ``report.md``: the setup, the git commit, the simulator, the per-iteration table, the plots, a
 failure breakdown per problem category and, on VerilogEval, the paper's numbers beside ours.
-`compare_runs` (in `harness.reports.compare`) is re-exported here for callers that build several reports.
 """
 from __future__ import annotations
 
@@ -15,8 +14,8 @@ from collections import Counter
 from pathlib import Path
 
 from harness.reports import data as rd
-from harness.reports.compare import compare_runs  # noqa: F401  (re-exported)
 from harness.reports.mdtable import exact, md_table
+from harness.reports.plots import draw_run_plots
 from tasks.samples import atomic_write_text
 from verilog_tools import status as st
 
@@ -142,7 +141,6 @@ def plots_section(run: rd.RunData, plots_dir: Path) -> str:
     if run.kind != "train":
         return ""
     try:
-        from harness.reports.plots import draw_run_plots
         paths = draw_run_plots(run, plots_dir)
     except ImportError as exc:
         return f"## Plots\n\nNo plots: {exc.name or 'matplotlib'} is not installed (pip install '.[train]')."
