@@ -13,6 +13,7 @@ import random
 from pathlib import Path
 
 from harness.bench.common import BenchResult, Goal, Row, stopwatch, times
+from harness.bench.scoring_throughput import load_references, make_candidate
 
 NAME = "equivalence_throughput"
 TITLE = "equivalence scoring (differential simulation, K-1 = 3 per group): candidates/s"
@@ -22,7 +23,6 @@ GOAL_SPEEDUP = 1.5
 
 
 def build(groups: int, seed: int, workers: int) -> list[tuple[str, list[str], str | None]]:
-    from harness.bench.scoring_throughput import load_references, make_candidate
     from verilog_tools.icarus import check_syntax_many
     from verilog_tools.text import module_names
 

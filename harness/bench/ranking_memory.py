@@ -24,6 +24,8 @@ import sys
 from pathlib import Path
 
 from harness.bench.common import BenchResult, Goal, Row
+from harness.config import TrainConfig, load_config
+from harness.model.tiny_model import TinyModelConfig
 
 NAME = "ranking_memory"
 TITLE = "ranking-loss step: two-pass vs joint, activation memory and time"
@@ -50,9 +52,6 @@ def shape(config: str) -> dict:
     """The model shape and sequence layout of ``config``."""
     if config != "tiny":
         return dict(CONFIGS[config])
-    from harness.model.tiny_model import TinyModelConfig
-    from harness.config import load_config
-
     cfg = load_config("tiny-cpu")
     return {"vocab": TinyModelConfig().vocab_size, "hidden": cfg.tiny_hidden_size, "layers": cfg.tiny_layers,
             "heads": cfg.tiny_heads, "intermediate": cfg.tiny_intermediate_size, **CONFIGS["tiny"]}
@@ -86,7 +85,6 @@ def max_grad_diff(a_path: str, b_path: str) -> float:
 
 
 def default_chunk_tokens() -> int:
-    from harness.config import TrainConfig
     return TrainConfig().logprob_chunk_tokens
 
 

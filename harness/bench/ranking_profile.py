@@ -19,6 +19,10 @@ import sys
 import tempfile
 from collections import Counter
 
+from harness.bench.ranking_memory import default_chunk_tokens, shape
+from harness.bench.ranking_step import build_batch, build_model, step
+from harness.objective.trainer import RankingConfig
+
 
 def live_at_peak(timeline) -> tuple[int, int, dict]:
     """(bytes live when the step starts, bytes at the peak, {tensor key: (bytes, version)} at the peak)
@@ -51,9 +55,6 @@ def profile_step(spec: dict):
     """The profiler's memory profile of one step of ``spec`` (a ranking_step spec)."""
     import torch
     from torch.profiler import ProfilerActivity, profile
-
-    from harness.bench.ranking_step import build_batch, build_model, step
-    from harness.objective.trainer import RankingConfig
 
     torch.set_num_threads(spec["threads"])
     model = build_model(spec)
@@ -90,8 +91,6 @@ def report(memory_profile, top: int = 12) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from harness.bench.ranking_memory import default_chunk_tokens, shape
-
     parser = argparse.ArgumentParser(prog="python -m harness.bench.ranking_profile", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("config", choices=["tiny", "mid", "micro"], help="ranking_memory's model config")

@@ -26,6 +26,10 @@ import sys
 import tempfile
 import time
 
+from harness.model.models import ModelConfig
+from harness.objective.ranking import RankingCollator
+from harness.objective.trainer import RankingConfig, joint_loss, split_backward
+
 
 def rss_mib(field: str = "VmRSS") -> float:
     """``field`` (VmRSS: resident now; VmHWM: its high-water mark) of this process, MiB."""
@@ -55,8 +59,6 @@ def build_batch(spec: dict):
     length, through the trainer's own collator."""
     import torch
 
-    from harness.objective.ranking import RankingCollator
-
     gen = torch.Generator().manual_seed(spec["seed"])
     prompt = torch.randint(3, spec["vocab"], (spec["prompt_tokens"],), generator=gen).tolist()
     scores = spec["scores"]
@@ -84,8 +86,6 @@ def build_model(spec: dict):
         return model
     from peft import LoraConfig, get_peft_model
 
-    from harness.model.models import ModelConfig
-
     defaults = ModelConfig(name_or_path="bench")
     lora = LoraConfig(r=defaults.lora_r, lora_alpha=defaults.lora_alpha, lora_dropout=0.0,
                       target_modules=defaults.target_modules, bias="none", task_type="CAUSAL_LM")
@@ -98,17 +98,13 @@ def build_model(spec: dict):
 
 def step(model, batch, args, split: bool) -> None:
     if split:
-        from harness.objective.trainer import split_backward
         split_backward(model, batch, args, scale=1.0, backward=lambda t: t.backward())
     else:
-        from harness.objective.trainer import joint_loss
         joint_loss(model, batch, args)[0].backward()
 
 
 def main(argv: list[str]) -> int:
     import torch
-
-    from harness.objective.trainer import RankingConfig
 
     with open(argv[0], encoding="utf-8") as fh:
         spec = json.load(fh)

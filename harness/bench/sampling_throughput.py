@@ -20,6 +20,12 @@ import importlib.util
 from pathlib import Path
 
 from harness.bench.common import BenchResult, Row, per_second, stopwatch
+from harness.config import load_config
+from harness.model.models import ModelConfig, load_model, load_tokenizer
+from harness.model.prompting import format_prompt
+from harness.model.tiny_model import build_tiny_model
+from harness.sample import vllm_sampler
+from harness.sample.sampling import SamplingConfig, sample_completions
 
 NAME = "sampling_throughput"
 TITLE = "sampling: generated tokens/s (HF; vLLM on a GPU)"
@@ -32,9 +38,6 @@ SCALES = {
 
 def preset_sampling(max_new_tokens: int):
     """The tiny-cpu preset's training-candidate sampling settings."""
-    from harness.sample.sampling import SamplingConfig
-    from harness.config import load_config
-
     cfg = load_config("tiny-cpu")
     return cfg, SamplingConfig(num_samples=cfg.k - 1, temperature=cfg.temperature, top_p=cfg.top_p,
                                max_new_tokens=max_new_tokens, batch_size=cfg.sample_batch_size, seed=0)
@@ -44,8 +47,6 @@ def build_model(work_dir: Path, cfg, corpus_tasks: int | None):
     """The untrained tiny model, its tokenizer and its folder, built into ``work_dir``."""
     import itertools
 
-    from harness.model.models import ModelConfig, load_model, load_tokenizer
-    from harness.model.tiny_model import build_tiny_model
     from tasks.synthetic import verilog_corpus
 
     corpus = verilog_corpus()
@@ -87,15 +88,11 @@ def vllm_status() -> str | None:
         return "skipped: no GPU"
     if importlib.util.find_spec("vllm") is None:
         return "skipped: vllm is not installed"
-    if importlib.util.find_spec("harness.sample.vllm_sampler") is None:
-        return "skipped: harness.sample.vllm_sampler does not exist yet"
     return None
 
 
 def vllm_tokens_per_second(model_path: str, tokenizer, prompts: list[str], scfg) -> float | None:
     """`harness.sample.vllm_sampler.sample_completions` on the same prompts and settings: tokens/s."""
-    from harness.sample import vllm_sampler
-
     stats: dict = {}
     with stopwatch() as sw:
         vllm_sampler.sample_completions(model_path, None, tokenizer, prompts, scfg, stats=stats, progress=True)
@@ -107,8 +104,6 @@ def run(work_dir: Path, workers: int, prompts: int, max_new_tokens: int, corpus_
 
     import torch
 
-    from harness.model.prompting import format_prompt
-    from harness.sample.sampling import sample_completions
     from tasks.prompts import build_prompt
     from tasks.synthetic import load_problems
 

@@ -30,6 +30,7 @@ from harness.bench.common import (
     timed_calls,
     times,
 )
+from harness.objective.scoring import ScoreConfig, score_groups
 
 NAME = "scoring_throughput"
 TITLE = "scoring stage (syntax check + Rouge-L): candidates/s"
@@ -148,7 +149,6 @@ def time_rouge(records, pairs) -> tuple[float, float, list[float], list[float]]:
 
 def run(work_dir: Path, workers: int, candidates: int, baseline_syntax: int | None, seed: int = 0,
         timeout: float = 60.0) -> BenchResult:
-    from harness.objective.scoring import ScoreConfig, score_groups
     from verilog_tools import icarus
     from verilog_tools.text import normalize_code
 

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from harness.commands.flags import Parser, add_config_flags, given
+from harness.runs.folder import run_folder, write_manifest
 from tasks.prepare import DataConfig, PreparedData, prepare_data
 
 RESULTS_ROOT = "results"
@@ -69,8 +70,6 @@ def equivalence_precheck(prepared: PreparedData, workers: int) -> dict[str, int]
 
 
 def _prepare_in_run_folder(cfg: DataConfig, name: str | None, root: str, argv: list[str]) -> PreparedData:
-    from harness.runs.folder import run_folder, write_manifest
-
     with run_folder(root, name, "data") as run:
         prepared = prepare_data(cfg, run.path)
         write_manifest(run, dataclasses.asdict(cfg), prepared.hashes, {"split": cfg.seed}, ["data", *argv])

@@ -21,9 +21,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from harness.commands.flags import Parser, add_config_flags
-from harness.runs.provenance import eval_provenance, known_failure_lines
 from harness.reports.report import try_build_report
 from harness.runs.folder import RunFolder, run_folder, write_manifest
+from harness.runs.provenance import eval_provenance, known_failure_lines
+from harness.sample.api_sampler import TEMPLATES
+from harness.sample.model_eval import generate_for_eval, resolve_model
 from tasks.benchmarks import known_benchmarks, load_benchmark
 from tasks.evaluate import check_ids, evaluate
 from tasks.fetch import data_hash
@@ -80,7 +82,6 @@ class EvalConfig:
         if self.concurrency < 1 or self.retries < 0:
             raise UserError(f"concurrency/retries: need concurrency >= 1 and retries >= 0, "
                             f"got {self.concurrency}/{self.retries}")
-        from harness.sample.api_sampler import TEMPLATES
         if self.template not in TEMPLATES:
             raise UserError(f"template: unknown prompt template {self.template!r}; known: {', '.join(TEMPLATES)}")
         if self.problems and self.bench == EvalConfig.bench:
@@ -135,7 +136,6 @@ def main_eval(argv: list[str], *, generate_samples: GenerateSamples | None = Non
         require_prompts(problems)  # only a model needs descriptions to be prompted with
     generate = generate_samples
     if samples is None and generate is None:
-        from harness.sample.model_eval import generate_for_eval, resolve_model
         resolve_model(config.model)  # a bad MODEL fails here, before any run folder exists
         generate = generate_for_eval
     check_simulator()  # a missing simulator is reported before any folder exists

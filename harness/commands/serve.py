@@ -18,6 +18,10 @@ import uuid
 from dataclasses import dataclass, field
 
 from harness.commands.flags import Parser, add_config_flags
+from harness.model.models import ModelConfig, load_model, load_tokenizer
+from harness.model.prompting import encode_prompt, format_prompt
+from harness.sample.model_eval import resolve_model
+from harness.sample.sampling import SamplingConfig, sample_completions
 from verilog_tools.errors import UserError
 
 
@@ -44,8 +48,6 @@ class Generator:
     """The loaded model and tokenizer; `complete` runs one request (serialised by a lock)."""
 
     def __init__(self, spec: str, max_new_tokens: int):
-        from harness.sample.model_eval import resolve_model
-        from harness.model.models import ModelConfig, load_model, load_tokenizer
         resolved = resolve_model(spec)
         if resolved.base.startswith("openai:"):
             raise UserError("MODEL for serve must be a run folder or a model folder, not openai:<name>")
@@ -58,8 +60,6 @@ class Generator:
 
     def complete(self, instruction: str, *, n: int, temperature: float, top_p: float, max_tokens: int | None,
                  seed: int | None) -> tuple[list[str], dict]:
-        from harness.model.prompting import encode_prompt, format_prompt
-        from harness.sample.sampling import SamplingConfig, sample_completions
         prompt = format_prompt(self.tokenizer, instruction)
         cfg = SamplingConfig(num_samples=n, temperature=temperature, top_p=top_p,
                              max_new_tokens=min(max_tokens or self.max_new_tokens, self.max_new_tokens),

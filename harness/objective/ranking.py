@@ -40,6 +40,7 @@ import logging
 import math
 from collections.abc import Callable, Iterable
 
+from harness.model.prompting import response_text
 from verilog_tools.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -99,7 +100,9 @@ def ranking_loss(logps, scores: list[float | None], margin: float, min_gap: floa
 
 
 def sequence_logprobs(model, input_ids, attention_mask, response_mask, chunk_tokens: int = 0):
-    """``harness.objective.logprobs.sequence_logprobs`` (imported lazily: this module's arithmetic needs no torch)."""
+    """``harness.objective.logprobs.sequence_logprobs``, imported here: logprobs imports torch, and this
+    module must import without it (TrainConfig reads PAIR_REDUCTIONS, the loop's diagnostics
+    ordered_pairs)."""
     from harness.objective.logprobs import sequence_logprobs as compute
     return compute(model, input_ids, attention_mask, response_mask, chunk_tokens)
 
@@ -188,7 +191,6 @@ def build_ranking_dataset(candidate_rows: Iterable[dict], tokenizer,
 
 def styled_candidate(cand: dict, header: str, style: str) -> dict | None:
     """``cand`` with its text cut to what the model writes in prompt ``style``; None if it cannot be."""
-    from harness.model.prompting import response_text
     text = response_text(cand["text"], header, style)
     return None if text is None else {**cand, "text": text}
 

@@ -11,6 +11,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.model.models import ModelConfig, load_tokenizer, resolve_model_path
+from harness.model.prompting import format_prompt, has_chat_template
+from harness.sample.api_sampler import endpoint_from_env, prompt_sha256, sample_api
+from harness.sample.sampling import SamplingConfig, generate_samples_for_problems
 from verilog_tools.errors import UserError
 
 
@@ -54,13 +58,11 @@ def resolve_model(spec: str) -> ResolvedModel:
         if not base:
             raise UserError(f"adapter {path} does not name its base model (base_model_name_or_path)")
         return ResolvedModel(base=base, weights=str(path), lora=True, label=str(path))
-    from harness.model.models import resolve_model_path
     resolve_model_path(spec)  # raises the offline / missing-files error
     return ResolvedModel(base=spec, weights=None, label=spec)
 
 
 def _api_model(spec: str) -> ResolvedModel:
-    from harness.sample.api_sampler import endpoint_from_env
     if not spec[len("openai:"):].strip():
         raise UserError("MODEL=openai:<name> needs a model name after 'openai:'")
     try:
@@ -74,12 +76,8 @@ def _api_model(spec: str) -> ResolvedModel:
 def generate_for_eval(problems: list, config) -> tuple[list[dict], dict]:
     """The eval CLI's generator hook: ``config.n`` samples per problem from ``config.model``."""
     if config.model.startswith("openai:"):
-        from harness.sample.api_sampler import sample_api
         from tasks.fetch import cache_root
         return sample_api(problems, config, cache_path=config.api_cache or cache_root() / "api-completions.sqlite")
-    from harness.model.models import ModelConfig
-    from harness.sample.sampling import SamplingConfig, generate_samples_for_problems
-
     model = resolve_model(config.model)
     mcfg = ModelConfig(name_or_path=model.base, quant=model.quant, lora=model.lora)
     scfg = SamplingConfig(num_samples=config.n, temperature=config.temperature, top_p=config.top_p,
@@ -93,10 +91,6 @@ def generate_for_eval(problems: list, config) -> tuple[list[dict], dict]:
 
 def _record_prompts(samples: list[dict], problems: list, mcfg) -> None:
     """Give each row the id of the prompt layout and the sha256 of the exact text the model was given."""
-    from harness.sample.api_sampler import prompt_sha256
-    from harness.model.models import load_tokenizer
-    from harness.model.prompting import format_prompt, has_chat_template
-
     tokenizer = load_tokenizer(mcfg)
     template = "hf-chat-template/v1" if has_chat_template(tokenizer) else "hf-plain/v1"
     from tasks.prompts import build_prompt

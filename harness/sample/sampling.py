@@ -16,6 +16,11 @@ processor whose drawn token `generate` then picks greedily; both draw the same t
   flips a near-tie (left padding alters the floating-point reduction order on some kernels);
 - completion (i, j) depends on the prompt's index i, not on its text: reorder prompts, get new samples.
 temperature=0 means greedy decoding (no randomness; num_samples copies of one answer).
+
+harness.sample.decode is imported when the decode loop runs: it subclasses transformers' cache classes
+when imported, and this module must import without transformers (the vLLM sampler, `make eval`'s model
+resolution and the loop read SamplingConfig and the text rules from it; torch and transformers are
+imported inside the functions that sample).
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 
+from harness.model.models import load_model, load_tokenizer
 from harness.model.prompting import format_prompt
 from verilog_tools.errors import UserError
 
@@ -162,7 +168,7 @@ def _generate_batch(model, tokenizer, prompts: list[str], seeds: list[int],
 
 def _decode_loop(model, enc, sampler, stops, cfg: SamplingConfig, eos_ids: list[int]) -> list[list[int]]:
     """harness.sample.decode's loop with the seeded draw (or greedy) and the stop criteria."""
-    from harness.sample.decode import decode
+    from harness.sample.decode import decode  # imported here: see the module docstring
 
     def choose(logits):
         return logits.argmax(-1) if sampler is None else sampler.draw(logits)
@@ -296,7 +302,6 @@ def generate_samples_for_problems(problems, model_cfg, sampling_cfg: SamplingCon
     The instruction of each problem is tasks.prompts.build_prompt(problem), wrapped by format_prompt, as
     in training.
     """
-    from harness.model.models import load_model, load_tokenizer
     from tasks.prompts import build_prompt
 
     tokenizer = load_tokenizer(model_cfg)
