@@ -12,7 +12,7 @@ Two ways to compute the gradient, the same gradient (tests/test_trainer.py check
 
 * joint (``split_gradients=False``): ``compute_loss`` runs every candidate of the batch through the
   model at once and autograd does the rest. Memory grows with K x batch.
-* split (``split_gradients=True``, default): ``training_step`` is overridden. Pass 1 computes every
+* split (``split_gradients=True``, default): ``compute_loss`` back-propagates itself. Pass 1 computes every
   p_i under ``torch.no_grad`` (``forward_chunk_size`` candidates per forward); the hinge's gradient
   dL/dp_i then has a closed form (``ranking_loss_and_grad``). Pass 2 re-runs, with gradients, only
   the candidates whose dL/dp_i is non-zero and the reference, and back-propagates
@@ -37,8 +37,9 @@ plain output layer) they are computed from the final hidden states ``logprob_chu
 at a time, each chunk's logits recomputed in backward (``harness.objective.logprobs``), so
 no [T, V] tensor is held per candidate and one [chunk, V] buffer is alive at a time.
 
-Logged separately (averaged over the logging window): ``ce_loss``, ``rank_loss``, ``rank_accuracy``
-(fraction of ranked pairs with p_i > p_j) and ``rank_pairs``.
+Logged separately (averaged over the logging window; under DDP each micro-batch's figures are gathered
+from every process first): ``ce_loss``, ``rank_loss``, ``rank_accuracy`` (fraction of ranked pairs with
+p_i > p_j) and ``rank_pairs``.
 """
 from __future__ import annotations
 
@@ -137,25 +138,20 @@ class RankingTrainer(SFTTrainer):
                         "log-likelihoods", self.dropout_disabled)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        """The joint computation: all candidates of the batch in one graph."""
-        loss, stats = joint_loss(model, inputs, self.args)
-        self._record(stats)
-        return (loss, stats) if return_outputs else loss
-
-    def training_step(self, model, inputs, num_items_in_batch=None):
-        if not self.args.split_gradients:
-            return super().training_step(model, inputs, num_items_in_batch)
-        model.train()
-        if hasattr(self.optimizer, "train") and callable(self.optimizer.train):
-            self.optimizer.train()
-        inputs = self._prepare_inputs(inputs)
-        steps = getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
-        no_sync = functools.partial(self.accelerator.no_sync, model)  # a null context in one process
-        with self.compute_loss_context_manager(), self.maybe_activation_offload_context:
+        """The loss of one micro-batch. Joint: every candidate in one graph, autograd does the rest.
+        Split (training only): the two-pass gradient is back-propagated here (`split_backward`), and the
+        loss comes back as a graph-free leaf, so transformers' own ``training_step`` (input preparation,
+        accumulation scaling, its ``backward``, logging) runs unchanged: its backward reaches no weight."""
+        if self.args.split_gradients and model.training and torch.is_grad_enabled():
+            steps = getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
+            no_sync = functools.partial(self.accelerator.no_sync, model)  # a null context in one process
             loss, stats = split_backward(model, inputs, self.args, scale=1.0 / steps,
                                          backward=self.accelerator.backward, no_sync=no_sync)
+            loss = loss.detach().requires_grad_()
+        else:
+            loss, stats = joint_loss(model, inputs, self.args)
         self._record(stats)
-        return loss.detach() / steps
+        return (loss, stats) if return_outputs else loss
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         inputs = self._prepare_inputs(inputs)
@@ -164,12 +160,20 @@ class RankingTrainer(SFTTrainer):
         return loss.detach(), None, None
 
     def _record(self, stats: dict) -> None:
+        """Add one micro-batch's loss terms to the logging window, summed over every process (DDP):
+        the CE and rank losses as the mean over processes, the pairs and correct pairs as totals."""
+        ce, rank, pairs, correct = stats["ce_loss"], stats["rank_loss"], stats["pairs"], stats["correct"]
+        if self.accelerator.num_processes > 1:
+            rows = self.accelerator.gather(torch.tensor([[ce, rank, pairs, correct]], dtype=torch.float64,
+                                                        device=self.accelerator.device))  # one row per process
+            ce, rank = rows[:, 0].mean().item(), rows[:, 1].mean().item()
+            pairs, correct = int(rows[:, 2].sum().item()), int(rows[:, 3].sum().item())
         metrics = self._metrics["train" if self.model.training else "eval"]
-        metrics["ce_loss"].append(stats["ce_loss"])
-        metrics["rank_loss"].append(stats["rank_loss"])
-        metrics["rank_pairs"].append(stats["pairs"])
-        if stats["pairs"]:
-            metrics["rank_accuracy"].append(stats["correct"] / stats["pairs"])
+        metrics["ce_loss"].append(ce)
+        metrics["rank_loss"].append(rank)
+        metrics["rank_pairs"].append(pairs)
+        if pairs:
+            metrics["rank_accuracy"].append(correct / pairs)
 
 
 def _groups(inputs) -> list[tuple[torch.Tensor, list[float | None]]]:
