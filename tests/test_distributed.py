@@ -32,7 +32,7 @@ def test_ddp_command_is_accelerate_launch_of_the_worker(tmp_path):
 
 
 def test_deepspeed_command_names_the_zero3_config_and_its_json(tmp_path):
-    cfg = TrainConfig(gpus=4, distributed="deepspeed", split_gradients=False)
+    cfg = TrainConfig(gpus=4, distributed="deepspeed", split_gradients=False, optimizer_schedule="reset")
     job = tmp_path / "train_job.json"
     assert launch.accelerate_command(cfg, job) == [
         launch.accelerate_executable(), "launch",
@@ -47,7 +47,7 @@ def test_accelerate_parses_the_command_and_its_config(tmp_path, distributed_type
     from accelerate.commands.config.config_args import load_config_from_file
     from accelerate.commands.launch import launch_command_parser
 
-    cfg = TrainConfig(gpus=2, distributed=distributed_type, split_gradients=False)
+    cfg = TrainConfig(gpus=2, distributed=distributed_type, split_gradients=False, optimizer_schedule="reset")
     argv = launch.accelerate_command(cfg, tmp_path / "job.json")
     args = launch_command_parser().parse_args(argv[2:])
     assert args.num_processes == 2 and args.module and args.training_script == "harness.loop.train_worker"

@@ -17,11 +17,13 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 from harness.config import TrainConfig  # noqa: E402
 from harness.loop import diagnostics, loop, stages  # noqa: E402
+from harness.loop import train_stage as train_stage_module  # noqa: E402
 from harness.loop.train_stage import train_stage  # noqa: E402
 from harness.objective import schedule as sched  # noqa: E402
 from harness.runs import layout  # noqa: E402
 from harness.runs.folder import RunFolder  # noqa: E402
 from tasks.records import TrainingRecord  # noqa: E402
+from verilog_tools.errors import UserError  # noqa: E402
 from test_ranking import group_row, tiny_model, tiny_tokenizer  # noqa: E402
 
 LR = 1e-3
@@ -66,6 +68,29 @@ def test_schedule_has_no_step_at_learning_rate_zero_and_known_values():
             assert all(sched.lr_factor(s, total, ratio) > 0 for s in range(total + 3)), (total, ratio)
     # past the planned total the last factor holds (an extended run)
     assert sched.lr_factor(20, 12, 0.05) == factors[-1]
+
+
+@pytest.mark.parametrize("shape", ["linear", "constant"])
+def test_other_schedule_shapes_keep_the_warmup_and_never_reach_zero(shape):
+    factors = [sched.lr_factor(s, 12, 0.05, shape) for s in range(12)]
+    assert factors[0] == 0.5 and factors[1] == 1.0 and min(factors) > 0
+    expected = [(12 - s) / 11 for s in range(1, 12)] if shape == "linear" else [1.0] * 11
+    assert factors[1:] == pytest.approx(expected)
+    with pytest.raises(ValueError, match="unknown learning-rate schedule"):
+        sched.lr_factor(3, 12, 0.05, "step")
+
+
+def test_trainer_constants_are_config_fields(tmp_path, base):
+    info = _train(base, tmp_path / "a", lr_schedule="constant", weight_decay=0.1, max_grad_norm=0.5,
+                  logs_per_stage=1)
+    assert info["schedule"]["learning_rates"] == pytest.approx([LR / 2, LR, LR])
+    cfg = TrainConfig(weight_decay=0.1, max_grad_norm=0.5, lr_schedule="linear")
+    args = train_stage_module._training_args(cfg, 1, 3, epochs=1.0, learning_rate=LR, seed=3, out=tmp_path / "b", logging_steps=1)
+    assert (args.weight_decay, args.max_grad_norm, args.lr_scheduler_type) == (0.1, 0.5, "linear")
+    with pytest.raises(UserError, match="lr_schedule='step' is invalid"):
+        TrainConfig(lr_schedule="step")
+    with pytest.raises(UserError, match="logs_per_stage=0 is invalid"):
+        TrainConfig(logs_per_stage=0)
 
 
 def test_optimizer_steps_counts_as_the_trainer():
@@ -152,7 +177,7 @@ def test_continued_loop_plans_one_schedule_over_all_iterations(tmp_path):
     assert (first.start_step, first.total_steps, first.state_in, first.save) == (0, 6, None, True)
     with pytest.raises(Exception, match="optimizer.pt is missing"):
         loop.stage_schedule(run, cfg, 2)
-    assert loop.stage_schedule(run, TrainConfig(iters=3), 2) == sched.StageSchedule()
+    assert loop.stage_schedule(run, TrainConfig(iters=3, optimizer_schedule="reset"), 2) == sched.StageSchedule()
     run.release()
 
 

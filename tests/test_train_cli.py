@@ -49,6 +49,28 @@ def test_a_run_from_before_a_new_config_field_still_resumes(tmp_path):
         open_run(*_args(tmp_path, "--iters", "2", "--margin", "0.5"))
 
 
+def test_a_run_from_before_a_field_compares_with_what_the_code_did_then(tmp_path):
+    # warmup_limit's default is now 1,200; a run made before the field existed trained on every instruction
+    run = open_run(*_args(tmp_path, "--iters", "2", "--warmup-limit", "0"))
+    manifest = json.loads((run.path / "manifest.json").read_text())
+    del manifest["config"]["warmup_limit"]
+    run.write_json("manifest.json", manifest)
+    run.release()
+    with pytest.raises(UserError, match=r"warmup_limit: None -> 1200"):
+        open_run(*_args(tmp_path, "--iters", "2"))
+    open_run(*_args(tmp_path, "--iters", "2", "--warmup-limit", "0")).release()
+
+
+def test_the_cpu_default_is_the_dataclass_defaults():
+    # a default no preset uses would be a value no run has (issue 16: "defaults made honest")
+    import yaml
+
+    from harness.config import PRESET_DIR
+
+    assert TrainConfig() == load_config("tiny-cpu") == load_config()
+    assert not yaml.safe_load((PRESET_DIR / "tiny-cpu.yaml").read_text())  # overrides nothing
+
+
 def test_paper_preset_needs_a_gpu_but_dry_run_prints_the_plan(capsys):
     from harness.commands.train import check_device, main_train
     cfg = load_config("paper")
@@ -60,7 +82,7 @@ def test_paper_preset_needs_a_gpu_but_dry_run_prints_the_plan(capsys):
 
 
 def test_static_mode_samples_from_iteration_zero_and_restart_trains_from_it():
-    it, st = TrainConfig(mode="iterative"), TrainConfig(mode="static", restart=True)
+    it, st = TrainConfig(mode="iterative"), TrainConfig(mode="static", restart=True, optimizer_schedule="reset")
     assert [loop.sampling_source(it, i) for i in (1, 2, 3)] == [0, 1, 2]
     assert [loop.sampling_source(st, i) for i in (1, 2, 3)] == [0, 0, 0]
     assert [loop.training_source(st, i) for i in (1, 2, 3)] == [0, 0, 0]
@@ -79,7 +101,7 @@ def test_iteration_subsets_are_seeded_and_differ_between_iterations():
 @pytest.mark.parametrize("flags,message", [
     (["--optimizer-schedule", "sometimes"], "optimizer_schedule='sometimes' is invalid"),
     (["--warmup-limit", "-3"], "warmup_limit=-3 is invalid"),
-    (["--data-seed", "x"], "data_seed='x' has the wrong type"),
+    (["--data-seed", "x"], "argument --data-seed: expected a whole number, got 'x'"),
     (["--lr-warmup-ratio", "1"], "lr_warmup_ratio=1.0 is invalid"),
     (["--optimizer-schedule", "continued", "--restart"], "optimizer_schedule=continued carries one optimiser"),
 ])

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from harness.commands.flags import Parser, add_config_flags, given
-from harness.config import TrainConfig, load_config
+from harness.config import BEFORE_THE_FIELD, TrainConfig, load_config
 from harness.loop import launch, loop
 from harness.loop.compute import describe_plan
 from harness.reports.report import try_build_report
@@ -76,9 +76,9 @@ def folder_options(cfg: TrainConfig, args: argparse.Namespace) -> dict:
     old = json.loads(manifest.read_text()).get("config", {}) if manifest and manifest.is_file() else {}
     if old.get("iters", 0) > cfg.iters:
         raise UserError(f"run {path} already has iters={old['iters']}; ITERS can only grow")
-    # A field added to TrainConfig after the run started counts as its default (what the run used);
-    # before data_seed existed, seed made the data.
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    # A field added to TrainConfig after the run started counts as what the code did before it existed
+    # (BEFORE_THE_FIELD, else its default); before data_seed existed, seed made the data.
+    defaults = {**{f.name: f.default for f in dataclasses.fields(TrainConfig)}, **BEFORE_THE_FIELD}
     defaults["data_seed"] = old.get("seed", defaults["seed"])
     return {"config": cfg.to_dict(), "defaults": defaults, "may_change": RESUMABLE_CHANGES,
             "manifest": lambda run: write_manifest(run, cfg.to_dict(), seeds=run_seeds(cfg),

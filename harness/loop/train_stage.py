@@ -49,10 +49,10 @@ def train_stage(cfg: TrainConfig, base: str, weights: str | None, groups: list[d
     per_device, accumulation = cfg.process_batch(processes)
     steps = sched.optimizer_steps(len(dataset), per_device, accumulation, processes, epochs)
     args = _training_args(cfg, processes, steps, epochs=epochs, learning_rate=learning_rate, seed=seed, out=out,
-                          logging_steps=max(1, len(dataset) // (cfg.groups_per_batch * 10)))
+                          logging_steps=max(1, len(dataset) // (cfg.groups_per_batch * cfg.logs_per_stage)))
     optimizers = (None, None)
     if not args.deepspeed:  # DeepSpeed builds its own optimiser (schedule: cosine without warmup)
-        optimizers = sched.build(model, args, learning_rate, schedule, steps, cfg.lr_warmup_ratio)
+        optimizers = sched.build(model, args, learning_rate, schedule, steps, cfg.lr_warmup_ratio, cfg.lr_schedule)
     trainer = PairCountingTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
                                   optimizers=optimizers)
     rates = sched.learning_rate_recorder(trainer.optimizer) if optimizers[0] is not None else None
@@ -89,7 +89,9 @@ def _training_args(cfg: TrainConfig, processes: int, steps: int, *, epochs: floa
     return RankingConfig(
         output_dir=str(out / "trainer"), per_device_train_batch_size=per_device,
         gradient_accumulation_steps=accumulation, num_train_epochs=epochs, max_steps=steps,
-        learning_rate=learning_rate, lr_scheduler_type="cosine", warmup_steps=0,
+        # lr_scheduler_type and warmup: only DeepSpeed's own optimiser uses them (harness.objective.schedule otherwise)
+        learning_rate=learning_rate, lr_scheduler_type=cfg.lr_schedule, warmup_steps=0,
+        weight_decay=cfg.weight_decay, max_grad_norm=cfg.max_grad_norm,
         alpha=cfg.alpha, margin=cfg.margin, min_score_gap=cfg.min_score_gap, pair_reduction=cfg.pair_reduction,
         length_normalize=cfg.length_normalize,
         split_gradients=cfg.split_gradients, forward_chunk_size=cfg.forward_chunk_size,

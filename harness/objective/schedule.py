@@ -10,7 +10,9 @@ Schedule, over ``total`` optimiser steps, of the 0-based global step ``s`` of th
 
     W = ceil(warmup_ratio * total)
     s <  W:  factor = (s + 1) / (W + 1)                        linear warmup, the first step already > 0
-    s >= W:  factor = (1 + cos(pi * (s - W) / (total - W))) / 2  cosine decay, > 0 for every s < total
+    s >= W:  factor = (1 + cos(pi * (s - W) / (total - W))) / 2  cosine decay (lr_schedule), > 0 for every s < total
+             factor = (total - s) / (total - W)                  linear decay, > 0 for every s < total
+             factor = 1                                          constant
 
 transformers' cosine schedule takes its first step at factor 0 (step / warmup): a wasted step, and with
 12 steps per iteration one in twelve. A step past the planned total keeps the last planned factor.
@@ -48,14 +50,21 @@ class StageSchedule:
         return asdict(self)
 
 
-def lr_factor(step: int, total: int, warmup_ratio: float) -> float:
-    """The learning-rate multiplier of 0-based optimiser step ``step`` of a ``total``-step schedule."""
+def lr_factor(step: int, total: int, warmup_ratio: float, shape: str = "cosine") -> float:
+    """The learning-rate multiplier of 0-based optimiser step ``step`` of a ``total``-step schedule whose
+    decay after the warmup is ``shape`` (cosine | linear | constant)."""
     total = max(1, total)
     step = min(step, total - 1)
     warmup = math.ceil(warmup_ratio * total)
     if step < warmup:
         return (step + 1) / (warmup + 1)
-    return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / (total - warmup)))
+    if shape == "constant":
+        return 1.0
+    if shape == "linear":
+        return (total - step) / (total - warmup)
+    if shape == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / (total - warmup)))
+    raise ValueError(f"unknown learning-rate schedule {shape!r}")  # TrainConfig allows only the three
 
 
 def optimizer_steps(groups: int, per_device: int, accumulation: int, processes: int, epochs: float) -> int:
@@ -66,7 +75,8 @@ def optimizer_steps(groups: int, per_device: int, accumulation: int, processes: 
     return math.ceil(epochs * per_epoch)
 
 
-def build(model, args, learning_rate: float, schedule: StageSchedule, stage_steps: int, warmup_ratio: float):
+def build(model, args, learning_rate: float, schedule: StageSchedule, stage_steps: int, warmup_ratio: float,
+          shape: str = "cosine"):
     """(optimizer, scheduler) for a stage of ``stage_steps`` steps, the optimiser state loaded from
     ``schedule.state_in`` when given (its learning rate replaced by ``learning_rate``)."""
     import torch
@@ -83,7 +93,7 @@ def build(model, args, learning_rate: float, schedule: StageSchedule, stage_step
     total = schedule.total_steps or stage_steps
     start = schedule.start_step
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(start + s, total, warmup_ratio))
+        optimizer, lambda s: lr_factor(start + s, total, warmup_ratio, shape))
     return optimizer, scheduler
 
 
