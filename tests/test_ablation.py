@@ -28,6 +28,9 @@ if os.environ.get("FAIL_ARM") == sys.argv[2]:
     sys.exit(3)
 rows = [{"iteration": i, "pass@1": round(0.1 * i + (0.05 if "iterative" in sys.argv[2] else 0), 3)} for i in range(3)]
 (run / "summary.json").write_text(json.dumps({"iterations": rows}))
+for row in rows:  # what the reports read: each iteration's held-out metrics
+    (run / f"iter-{row['iteration']:02d}" / "eval").mkdir(parents=True, exist_ok=True)
+    (run / f"iter-{row['iteration']:02d}" / "eval" / "metrics.json").write_text(json.dumps({"pass_at_k": {"pass@1": row["pass@1"]}}))
 (run / "state.json").write_text(json.dumps({"stages": {"a": {"done": True}}}))
 (run / ".incomplete").unlink(missing_ok=True)  # as RunFolder.finish does
 with open(pathlib.Path(sys.argv[1]) / "launched.txt", "a") as fh:
@@ -102,8 +105,9 @@ def test_table_marks_missing_iterations(tmp_path):
     for mode, f in ARMS:
         d = tmp_path / arm_name(mode, f)
         d.mkdir()
-        rows = [{"iteration": 0, "pass@1": 0.1}] + ([{"iteration": 1, "pass@1": 0.2}] if f else [])
-        (d / "summary.json").write_text(json.dumps({"iterations": rows}))
+        for it in (0, 1) if f else (0,):
+            (d / f"iter-{it:02d}" / "eval").mkdir(parents=True)
+            (d / f"iter-{it:02d}" / "eval" / "metrics.json").write_text(json.dumps({"pass_at_k": {"pass@1": 0.1 * (it + 1)}}))
     rows, table = pass_at_1_table(Path(tmp_path))
     assert rows[1]["static, filter off"] is None and "| 1 | 0.200 | 0.200 | - | - |" in table
 

@@ -24,6 +24,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness.reports.compare import compare_runs
+from harness.reports.compare import pass_at_1_table as compare_pass_at_1_table
+from harness.reports.data import load_run
 from harness.reports.mdtable import md_table
 from harness.reports.report import try_build_report
 from harness.runs.folder import RunFolder, write_manifest
@@ -214,21 +216,21 @@ def run_arms(cfg: AblationConfig, arms_dir: Path, jobs: int, total_stages: int) 
 
 
 def pass_at_1_table(arms_dir: Path) -> tuple[list[dict], str]:
-    """Rows {iteration, <arm label>: pass@1} from each arm's summary.json, and their Markdown table."""
-    series = {}
-    for mode, filter_on in ARMS:
-        summary = json.loads((arms_dir / arm_name(mode, filter_on) / "summary.json").read_text())
-        series[arm_label(mode, filter_on)] = {r["iteration"]: r.get("pass@1") for r in summary["iterations"]}
+    """Rows {iteration, <arm label>: pass@1} from each arm's iteration rows (`harness.reports.data.load_run`,
+    the rows every report reads), and their Markdown tables: per iteration (`compare.pass_at_1_table`),
+    then each arm's last, best and change from iteration 0."""
+    labels = [arm_label(mode, filter_on) for mode, filter_on in ARMS]
+    runs = [load_run(arms_dir / arm_name(mode, filter_on)) for mode, filter_on in ARMS]
+    series = {label: {r["iteration"]: r.get("pass@1") for r in run.rows} for label, run in zip(labels, runs)}
     iterations = sorted({i for s in series.values() for i in s})
     rows = [{"iteration": i, **{label: s.get(i) for label, s in series.items()}} for i in iterations]
-    per_iteration = md_table(["iteration", *series], [[r["iteration"], *(r[label] for label in series)] for r in rows])
     summary = []
     for label, s in series.items():
         last = s.get(iterations[-1])
         change = None if last is None or s.get(0) is None else f"{last - s[0]:+.3f}"
         summary.append([label, last, max((v for v in s.values() if v is not None), default=None), change])
     header = ["arm", "pass@1 at the last iteration", "best pass@1", "change from iteration 0"]
-    return rows, per_iteration + "\n\n" + md_table(header, summary)
+    return rows, compare_pass_at_1_table(runs, labels) + "\n\n" + md_table(header, summary)
 
 
 def wall_minutes(run_dirs: list[Path]) -> float | None:

@@ -19,7 +19,7 @@ from harness.experiment import stats
 from harness.experiment.ablation import minutes, wall_minutes
 from harness.experiment.arms import donors, greedy_dir
 from harness.experiment.config import train_config
-from harness.reports.data import METRICS, read_json
+from harness.runs.layout import METRICS, read_json
 from harness.reports.mdtable import md_table
 from harness.reports.plots import plot_per_iteration
 from verilog_tools.errors import UserError

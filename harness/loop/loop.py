@@ -50,7 +50,7 @@ from harness.loop import dispatch, stages
 from harness.model.tiny_model import build_tiny_model
 from harness.objective.schedule import STATE_FILE, StageSchedule, optimizer_steps
 from harness.runs.folder import RunFolder, atomic_write_json
-from harness.runs.layout import SCORE_BUCKETS, diagnostic_row, iter_dir
+from harness.runs.layout import SCORE_BUCKETS, iter_dir, iteration_row
 from tasks.jsonl import read_jsonl
 from tasks.records import TrainingRecord
 from verilog_tools.errors import UserError
@@ -153,30 +153,9 @@ def reference_groups(records: list[TrainingRecord], prompt) -> list[dict]:
 
 
 def write_summary(run: RunFolder, cfg: TrainConfig) -> dict:
-    """Collect per-iteration metrics into summary.json and a Markdown table (summary.md)."""
-    rows = []
-    for it in range(cfg.iters + 1):
-        d = run.path / iter_dir(it)
-        row: dict = {"iteration": it}
-        metrics = d / "eval" / "metrics.json"
-        if metrics.exists():
-            m = json.loads(metrics.read_text())
-            row["pass@1"] = m.get("pass_at_k", {}).get("pass@1")
-            counts = m.get("status_counts", {})
-            total = sum(counts.values()) or 1
-            compiled = total - sum(counts.get(s, 0) for s in ("syntax_error", "compile_error", "no_code"))
-            row["eval_syntax_valid"] = compiled / total
-        stats = d / "score_stats.json"
-        if stats.exists():
-            s = json.loads(stats.read_text())
-            row.update({f"cand_{k}": s.get(k) for k in ("syntax_valid_rate", "multi_module_rate",
-                                                          "mean_rouge_l", "mean_score")})
-        train_log = d / "train_log.json"
-        if train_log.exists():
-            t = json.loads(train_log.read_text())
-            row.update({k: t.get("final", {}).get(k) for k in ("ce_loss", "rank_loss", "rank_accuracy")})
-        row.update(diagnostic_row(d))
-        rows.append(row)
+    """Collect per-iteration metrics (`harness.runs.layout.iteration_row`, the rows every report reads)
+    into summary.json and a Markdown table (summary.md)."""
+    rows = [iteration_row(run.path / iter_dir(it), it) for it in range(cfg.iters + 1)]
     summary = {"config": cfg.to_dict(), "iterations": rows}
     atomic_write_json(run.path / "summary.json", summary)
     run.write_text("summary.md", format_table(rows) + "\n")

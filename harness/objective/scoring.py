@@ -33,6 +33,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from harness.runs.layout import mean_score, sampled_candidates
 from tasks.rouge import TOKENIZERS, ReferenceLcs
 from verilog_tools import status as st
 from verilog_tools.config import option as _f
@@ -223,17 +224,6 @@ def _rows(records, cands, cfg: ScoreConfig, count_modules) -> list[dict]:
                                   "modules": count_modules(rec.reference), "syntax_ok": None,
                                   "rouge_l": None, "score": cfg.reference_score, "status": REFERENCE})
     return rows
-
-
-def sampled_candidates(rows: list[dict]) -> list[dict]:
-    """The model's candidates of scored rows (the references left out)."""
-    return [c for row in rows for c in row["candidates"] if c["source"] == "model"]
-
-
-def mean_score(rows: list[dict]) -> float | None:
-    """Mean score of the scorable sampled candidates (None when there is none)."""
-    scores = [c["score"] for c in sampled_candidates(rows) if c["score"] is not None]
-    return sum(scores) / len(scores) if scores else None
 
 
 def score_stats(rows: list[dict], records=None, cfg: ScoreConfig | None = None) -> dict:

@@ -12,15 +12,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.objective.scoring import mean_score
-from harness.runs.layout import diagnostic_row, iter_dir
+from harness.runs.layout import METRICS, eval_row, iter_dir, iteration_row, read_json  # noqa: F401 (METRICS: the reports' columns)
 from tasks.jsonl import read_jsonl
-from verilog_tools import status as st
 from verilog_tools.errors import UserError
 
 ITER_DIR = re.compile(r"^iter-(\d+)$")
-# Statuses that mean "the design did not even build": the rest compiled (and may still be wrong).
-NOT_BUILT = (st.SYNTAX_ERROR, st.COMPILE_ERROR, st.NO_CODE)
 # VerilogEval (HDLBits) task ids grouped by the kind of circuit, first matching rule wins.
 VERILOG_EVAL_GROUPS = (
     ("fsm", r"fsm|lemmings"),
@@ -29,14 +25,6 @@ VERILOG_EVAL_GROUPS = (
     ("exam problems", r"^(review2015|ece241|m2014|mt2015|20\d\d_)"),
     ("sequential", r"dff|^count|shift|rotate|lfsr|edge|timer|rule\d|conway|gshare"),
 )
-# The row keys besides pass@k that reports and comparisons show, with their column headers.
-METRICS = {
-    "eval_syntax_valid": "held-out syntax-valid", "cand_syntax_valid_rate": "candidates syntax-valid",
-    "cand_multi_module_rate": "candidates multi-module", "cand_mean_score": "mean candidate score",
-    "cand_mean_rouge_l": "mean Rouge-L", "cand_pass_rate": "candidates pass (testbench)",
-    "informative_share": "groups with a ranked pair", "fresh_instructions": "instructions unseen by warm start",
-    "ce_loss": "CE loss", "rank_loss": "rank loss", "rank_accuracy": "rank accuracy (last log window)",
-    "violated_pairs": "violated pairs (whole iteration)", "lr_sum": "sum of learning rates"}
 
 
 @dataclass
@@ -53,13 +41,6 @@ class RunData:
 
     def eval_metrics(self, it) -> dict:
         return read_json(self.eval_dirs[it] / "metrics.json") if it in self.eval_dirs else {}
-
-
-def read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def is_run_folder(path: Path) -> bool:
@@ -94,50 +75,6 @@ def pass_keys(rows: list[dict]) -> list[str]:
     """The pass@k keys present in any row, by k."""
     keys = {k for r in rows for k in r if k.startswith("pass@")}
     return sorted(keys, key=lambda k: int(k.split("@")[1]))
-
-
-def iteration_row(folder: Path, it: int) -> dict:
-    row: dict = {"iteration": it}
-    if (folder / "eval" / "metrics.json").exists():
-        row.update(eval_row(folder / "eval"))
-    row.update(candidate_row(folder))
-    row.update(train_row(folder))
-    row.update({k: v for k, v in diagnostic_row(folder).items() if k in METRICS})
-    return row
-
-
-def eval_row(folder: Path) -> dict:
-    """Held-out metrics of one eval folder: every pass@k present, syntax-valid rate, settings."""
-    m = read_json(folder / "metrics.json")
-    counts = m.get("status_counts", {})
-    total = sum(counts.values())
-    row = dict(m.get("pass_at_k", {}))
-    row.update(eval_syntax_valid=(total - sum(counts.get(s, 0) for s in NOT_BUILT)) / total if total else None,
-               eval_n=m.get("n"), eval_temperature=m.get("temperature"), benchmark=m.get("benchmark"),
-               simulator=m.get("simulator"), problems=m.get("problems"), smoke=bool(m.get("smoke")))
-    return row
-
-
-def candidate_row(folder: Path) -> dict:
-    """Sampled-candidate statistics; ``mean_score`` from scores.jsonl for runs made before it existed."""
-    stats = read_json(folder / "score_stats.json")
-    if not stats:
-        return {}
-    score = stats.get("mean_score")
-    if "mean_score" not in stats and (folder / "scores.jsonl").exists():
-        score = mean_score(read_jsonl(folder / "scores.jsonl"))
-    return {"cand_syntax_valid_rate": stats.get("syntax_valid_rate"),
-            "cand_multi_module_rate": stats.get("multi_module_rate"),
-            "cand_mean_rouge_l": stats.get("mean_rouge_l"), "cand_mean_score": score}
-
-
-def train_row(folder: Path) -> dict:
-    """Loss terms at the last logging step; no rank loss where no pair was ranked (the warm start)."""
-    final = read_json(folder / "train_log.json").get("final") or {}
-    row = {k: final.get(k) for k in ("ce_loss", "rank_loss", "rank_accuracy") if final}
-    if final.get("rank_pairs") == 0:
-        row["rank_loss"] = None
-    return row
 
 
 def train_history(folder: Path) -> list[dict]:
