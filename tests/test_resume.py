@@ -245,8 +245,10 @@ def test_eval_interrupted_by_sigint_resumes_in_the_same_run(tmp_path):
     """Issue 12: after Ctrl-C, eval said "rerun the same command to resume" and the rerun was refused.
     The rerun now resumes the same folder, keeping the samples it had written."""
     results = tmp_path / "results"
+    # 100 problems on one worker: the evaluation lasts seconds, so the signal lands inside it even when
+    # this process is descheduled for a while (with 40, a CI run once saw the eval finish first: exit 0)
     argv = [sys.executable, "-m", "harness", "eval", "--bench", "synthetic", "--model", "reference",
-            "--limit", "40", "--workers", "1", "--k", "1", "--run", "r", "--results-dir", str(results)]
+            "--limit", "100", "--workers", "1", "--k", "1", "--run", "r", "--results-dir", str(results)]
     run = results / "r"
     proc = start(argv)
     deadline = time.monotonic() + 120
@@ -266,7 +268,7 @@ def test_eval_interrupted_by_sigint_resumes_in_the_same_run(tmp_path):
     assert not (run / ".incomplete").exists() and not (run / ".lock").exists()
     check_done_outputs(run)
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["samples"] == 40 and metrics["pass_at_k"] == {"pass@1": 1.0}
+    assert metrics["samples"] == 100 and metrics["pass_at_k"] == {"pass@1": 1.0}
     assert json.loads((run / "manifest.json").read_text())["finished"]
 
     again = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=300)
