@@ -37,14 +37,14 @@ def sh(script: str, d: Path, **kw):
 
 def test_only_the_sample_dir_and_usr_exist(tmp_path):
     secret = tmp_path / "secret.txt"
-    secret.write_text("42")
+    secret.write_text("itertl-secret-5a1f")  # a value no path or message contains (the tmp path once held "42")
     with sample_dir() as d:
         r = sh(f"ls /; cat {secret} /etc/passwd $HOME/.bashrc 2>&1; echo ok > here.txt; "
                f"echo x > /usr/x 2>&1; echo x > {tmp_path}/out.txt 2>&1", d)
         assert (d / "here.txt").read_text() == "ok\n"
     top = set(r.stdout.split("\n")[0:8])
     assert "etc" not in top and "home" not in top and "proc" not in top and "usr" in top
-    assert "42" not in r.stdout and "root:" not in r.stdout
+    assert "itertl-secret-5a1f" not in r.stdout and "root:" not in r.stdout
     assert not (tmp_path / "out.txt").exists()
 
 
