@@ -32,8 +32,8 @@ OPTIMIZER_SCHEDULES = ("reset", "continued")
 LR_SCHEDULES = ("cosine", "linear", "constant")  # harness.objective.schedule.lr_factor
 # What a run made before a field existed used. A resumed run's manifest lacks such a field; its config is
 # compared with this value, not with today's default (which may differ: warmup_limit's is now 1,200).
-BEFORE_THE_FIELD = {"optimizer_schedule": "reset", "warmup_limit": 0, "eval_sim_seconds": 60.0, "eval_every": 1,
-                    "lr_schedule": "cosine", "weight_decay": 0.0, "max_grad_norm": 1.0, "logs_per_stage": 10}
+# Only fields whose default differs from that are listed; for the others the default is what old runs did.
+BEFORE_THE_FIELD = {"optimizer_schedule": "reset", "warmup_limit": 0, "eval_sim_seconds": 60.0}
 
 
 @dataclass

@@ -11,6 +11,7 @@ from pathlib import Path
 from harness.reports import data as rd
 from harness.reports.mdtable import exact, md_table
 from harness.reports.plots import plot_per_iteration, present
+from harness.runs.layout import METRICS
 from tasks.samples import atomic_write_text
 from verilog_tools.errors import UserError
 
@@ -51,8 +52,8 @@ def summary_table(runs: list[rd.RunData], labels: list[str]) -> str:
         change = None if first is None or last.get("pass@1") is None else f"{last['pass@1'] - first:+.3f}"
         rows.append([label, "eval" if run.kind == "eval" else last.get("iteration"), last.get("pass@1"),
                      None if best is None or run.kind == "eval" else f"{best[1]:.3f} (it. {best[0]})", change]
-                    + [last.get(k) for k in rd.METRICS])
-    header = ["run", "last iteration", "pass@1", "best pass@1", "change from it. 0"] + list(rd.METRICS.values())
+                    + [last.get(k) for k in METRICS])
+    header = ["run", "last iteration", "pass@1", "best pass@1", "change from it. 0"] + list(METRICS.values())
     return md_table(header, rows)
 
 

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.runs.layout import METRICS, eval_row, iter_dir, iteration_row, read_json  # noqa: F401 (METRICS: the reports' columns)
+from harness.runs.layout import eval_row, iter_dir, iteration_row, read_json
 from tasks.jsonl import read_jsonl
 from verilog_tools.errors import UserError
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from harness.reports import data as rd
 from harness.reports.mdtable import exact, md_table
 from harness.reports.plots import draw_run_plots
+from harness.runs.layout import METRICS
 from tasks.samples import atomic_write_text
 from verilog_tools import status as st
 
@@ -37,8 +38,8 @@ KS = ["pass@1", "pass@5", "pass@10"]
 
 
 def iteration_table(rows: list[dict]) -> str:
-    keys = rd.pass_keys(rows) + [k for k in rd.METRICS if any(r.get(k) is not None for r in rows)]
-    header = ["iteration"] + [f"held-out {k}" if k.startswith("pass@") else rd.METRICS[k] for k in keys]
+    keys = rd.pass_keys(rows) + [k for k in METRICS if any(r.get(k) is not None for r in rows)]
+    header = ["iteration"] + [f"held-out {k}" if k.startswith("pass@") else METRICS[k] for k in keys]
     return md_table(header, [[r["iteration"]] + [r.get(k) for k in keys] for r in rows])
 
 
