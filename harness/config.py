@@ -33,7 +33,8 @@ LR_SCHEDULES = ("cosine", "linear", "constant")  # harness.objective.schedule.lr
 # What a run made before a field existed used. A resumed run's manifest lacks such a field; its config is
 # compared with this value, not with today's default (which may differ: warmup_limit's is now 1,200).
 # Only fields whose default differs from that are listed; for the others the default is what old runs did.
-BEFORE_THE_FIELD = {"optimizer_schedule": "reset", "warmup_limit": 0, "eval_sim_seconds": 60.0}
+BEFORE_THE_FIELD = {"optimizer_schedule": "reset", "warmup_limit": 0, "eval_sim_seconds": 60.0,
+                    "score_sim_seconds": 60.0, "eval_every": 1}
 
 
 @dataclass
@@ -119,7 +120,14 @@ class TrainConfig:
                                       "step; a sample that runs longer is a timeout. The synthetic references "
                                       "simulate in < 0.1 s; at 60 s, 3 of 800 held-out samples of one evaluation "
                                       "(endless loops) took 180 of its 214 s of simulation (results/exp-s22)")
-    eval_every: int = _f(1, "evaluate after iteration 0, every N-th iteration and the last (1 = every one)")
+    score_sim_seconds: float = _f(5.0, "wall-clock and CPU limit (s) of each simulation while scoring training "
+                                       "candidates (the pass diagnostic, functional and equivalence scores); a "
+                                       "candidate that runs longer is a timeout. At 60 s, one endless loop among "
+                                       "an iteration's 192 candidates made its score stage take 62 s instead of "
+                                       "3 s (results/exp-s23)")
+    eval_every: int = _f(0, "evaluate after iteration 0, every N-th iteration and the last (1 = every one; 0 = "
+                            "iteration 0 and the last only: the comparison the experiment registers, and a "
+                            "per-iteration curve invites reading its noisiest point as the result)")
     limit: int = _f(0, "use only the first N training instructions (0 = all); marked as a smoke run")
     seed: int = _f(0, "seed of training and sampling (weights' initialisation, data order, iteration "
                       "subsets, candidates, evaluation samples); the data come from data_seed")
@@ -159,7 +167,8 @@ class TrainConfig:
             ("temperature", self.temperature > 0, "> 0"),
             ("eval_n", self.eval_n >= 1, ">= 1"),
             ("eval_sim_seconds", self.eval_sim_seconds > 0, "> 0 seconds"),
-            ("eval_every", self.eval_every >= 1, "an integer >= 1 (1 = every iteration)"),
+            ("score_sim_seconds", self.score_sim_seconds > 0, "> 0 seconds"),
+            ("eval_every", self.eval_every >= 0, "an integer >= 0 (1 = every iteration, 0 = 0 and the last)"),
             ("eval_temperature", self.eval_temperature >= 0, ">= 0 (0 = greedy)"),
             ("alpha", self.alpha >= 0, ">= 0"),
             ("margin", self.margin >= 0, ">= 0"),
@@ -246,7 +255,8 @@ class TrainConfig:
 
     def evaluated_iterations(self) -> list[int]:
         """The iterations whose model is evaluated on the held-out benchmark (``eval_every``)."""
-        return [it for it in range(self.iters + 1) if it % self.eval_every == 0 or it == self.iters]
+        every = self.eval_every or self.iters or 1
+        return [it for it in range(self.iters + 1) if it % every == 0 or it == self.iters]
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -305,3 +305,37 @@ def test_iterative_and_static_arms_use_the_same_instructions():
     for it in (1, 2, 3):
         arms = [TrainConfig(mode=m, warmup_limit=20, instructions_per_iter=10, seed=2) for m in ("iterative", "static")]
         assert loop.iteration_subset(recs, arms[0], it) == loop.iteration_subset(recs, arms[1], it)
+
+
+def test_score_stage_caps_each_simulation_at_score_sim_seconds(tmp_path, monkeypatch):
+    """score_sim_seconds reaches every tool run of the score stage (the compile check and the pass
+    diagnostic): a candidate that loops forever at time 0 fails at that limit, not the 60 s default."""
+    from tasks.synthetic import generate_tasks, to_records
+    from verilog_tools import icarus
+
+    seen = []
+    for name in ("simulate", "check_syntax_many"):
+        original = getattr(icarus, name)
+
+        def spy(*args, _original=original, **kwargs):
+            seen.append(kwargs.get("limits"))
+            return _original(*args, **kwargs)
+        monkeypatch.setattr(icarus, name, spy)
+    (rec,) = to_records(generate_tasks(0, 20, 2)[0][:1], split="train")
+    endless = rec.reference.replace("endmodule", "integer spin;\ninitial for (spin = 0; spin >= 0; spin = spin + 0) ;\nendmodule", 1)
+    candidates = [{"id": rec.id, "instruction": "i", "samples": [endless]}]
+    stats = stages.score_stage(TrainConfig(workers=1, score="paper", score_sim_seconds=1.5), [rec], candidates,
+                               tmp_path / "s.jsonl", tmp_path / "st.json")
+    assert seen and all(lim.sim_wall_seconds == 1.5 and lim.cpu_seconds == 1.5 for lim in seen)
+    (row,) = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    (cand,) = [c for c in row["candidates"] if c["source"] == "model"]
+    assert cand["syntax_ok"] is True and cand["passed"] is False
+    assert stats["diagnostics"]["pass_rate"] == 0.0
+
+
+def test_eval_every_zero_evaluates_iteration_zero_and_the_last():
+    assert TrainConfig(iters=7, eval_every=0).evaluated_iterations() == [0, 7]
+    assert TrainConfig(iters=0, eval_every=0).evaluated_iterations() == [0]
+    assert TrainConfig(iters=7, eval_every=1).evaluated_iterations() == list(range(8))
+    with pytest.raises(UserError, match="eval_every"):
+        TrainConfig(eval_every=-1)

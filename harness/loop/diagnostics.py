@@ -61,9 +61,10 @@ def candidate_diagnostics(rows: list[dict], min_gap: float = 0.0) -> dict:
     }
 
 
-def testbench_verdicts(records, rows: list[dict], score_mode: str, workers: int) -> None:
+def testbench_verdicts(records, rows: list[dict], score_mode: str, workers: int, limits=None) -> None:
     """Set ``passed`` on every sampled candidate: its testbench verdict (True/False), None where its record
-    has no testbench or the simulator could not run. A candidate that did not compile has not passed."""
+    has no testbench or the simulator could not run. A candidate that did not compile has not passed.
+    ``limits`` (icarus.SimLimits; None = its defaults) caps each simulation."""
     sampled = [(r, c) for r, row in enumerate(rows) for c in row["candidates"] if c["source"] == "model"]
     if score_mode == "functional":  # the score's own verdict is the testbench's
         for r, cand in sampled:
@@ -71,7 +72,7 @@ def testbench_verdicts(records, rows: list[dict], score_mode: str, workers: int)
         return
     copies = [(r, {**c, "status": COMPILED if c.get("syntax_ok") else c["status"],
                    "rouge_l": c.get("rouge_l") or 0.0}) for r, c in sampled]
-    _apply_functional_scores(records, copies, ScoreConfig(mode="functional"), workers)
+    _apply_functional_scores(records, copies, ScoreConfig(mode="functional"), workers, limits)
     for (r, cand), (_, copy) in zip(sampled, copies):
         cand["passed"] = _verdict(records[r], copy["status"], cand.get("syntax_ok"))
 

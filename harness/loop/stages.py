@@ -30,6 +30,7 @@ from harness.sample.sampling import SamplingConfig, sample_completions, sample_r
 from tasks.problem import Problem
 from tasks.prompts import build_prompt
 from tasks.records import TrainingRecord
+from verilog_tools.icarus import SimLimits
 from verilog_tools.text import module_names
 
 
@@ -45,6 +46,12 @@ def record_to_problem(rec: TrainingRecord, style: str = "module") -> Problem:
 
 def record_prompt(rec: TrainingRecord, style: str = "module") -> str:
     return build_prompt(record_to_problem(rec, style))
+
+
+def sim_limits(seconds: float) -> SimLimits:
+    """Each simulation step's wall-clock and CPU limit at ``seconds`` (the compile's wall clock stays at its
+    default: a design's compile does not loop)."""
+    return SimLimits(sim_wall_seconds=seconds, cpu_seconds=seconds)
 
 
 def workers(cfg: TrainConfig) -> int:
@@ -98,11 +105,12 @@ def score_stage(cfg: TrainConfig, records: list[TrainingRecord], candidates: lis
     by_id = {r.id: r for r in records}
     recs = [by_id[row["id"]] for row in candidates]
     scfg = ScoreConfig(mode=cfg.score, multi_module_penalty=cfg.filter, completion_mode=cfg.train_prompt_style)
-    rows = score_groups(recs, [row["samples"] for row in candidates], scfg, workers=workers(cfg))
+    limits = sim_limits(cfg.score_sim_seconds)
+    rows = score_groups(recs, [row["samples"] for row in candidates], scfg, workers=workers(cfg), limits=limits)
     for row, cand in zip(rows, candidates):
         row["instruction"] = cand["instruction"]  # the prompt the model was trained and sampled with
     if cfg.pass_diagnostic:
-        testbench_verdicts(recs, rows, cfg.score, workers(cfg))
+        testbench_verdicts(recs, rows, cfg.score, workers(cfg), limits)
     stats = score_stats(rows, recs, scfg)
     stats["diagnostics"] = candidate_diagnostics(rows, cfg.min_score_gap)
     if instructions is not None:
@@ -130,7 +138,6 @@ def eval_stage(cfg: TrainConfig, base: str, weights: str | None, problems: list[
     from tasks.evaluate import evaluate
     from tasks.reports import write_outcome
     from tasks.samples import write_samples
-    from verilog_tools.icarus import SimLimits
 
     scfg = SamplingConfig(num_samples=cfg.eval_n, temperature=cfg.eval_temperature, top_p=cfg.top_p,
                           max_new_tokens=cfg.max_new_tokens, batch_size=cfg.sample_batch_size, seed=seed)
@@ -138,7 +145,7 @@ def eval_stage(cfg: TrainConfig, base: str, weights: str | None, problems: list[
     samples = sample_rows(problems, texts)
     write_samples(out / "samples.jsonl", samples)
     ks = tuple(k for k in (1, 5, 10) if k <= cfg.eval_n)
-    limits = SimLimits(sim_wall_seconds=cfg.eval_sim_seconds, cpu_seconds=cfg.eval_sim_seconds)
+    limits = sim_limits(cfg.eval_sim_seconds)
     outcome = evaluate(problems, samples, workers=workers(cfg), ks=ks, progress=True, limits=limits)
     outcome.metrics.update(temperature=cfg.eval_temperature, top_p=cfg.top_p, n=cfg.eval_n,
                            smoke=bool(cfg.eval_limit), benchmark=cfg.eval_bench)
