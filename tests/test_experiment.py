@@ -226,6 +226,17 @@ def test_warm_starts_are_shared_only_between_arms_that_differ_in_mode_alpha_or_s
     assert shared_stages(load_config("tiny-cpu", None, {"warmup_epochs": 0, "eval_bench": ""})) == ["data", "base-model"]
 
 
+def test_jobs_launch_every_warm_start_donor_before_the_arms_that_wait_on_them(tmp_path):
+    from harness.experiment.arms import build_jobs
+
+    cfg = load_experiment(None, {"train": {"limit": 50}})
+    jobs = build_jobs(cfg, tmp_path, 1)
+    donor_names = sorted(set(donors(cfg, arm_runs(cfg)).values()))
+    assert [j.name for j in jobs[:3]] == ["iterative-paper-s0", "iterative-paper-s1", "iterative-paper-s2"]
+    assert sorted(j.name for j in jobs if j.ready is None) == donor_names
+    assert all(j.ready is not None for j in jobs[3:]) and len(jobs) == 18
+
+
 @pytest.mark.parametrize("change, message", [
     ({"colour": 1}, "unknown field 'colour'"),
     ({"plan": {"treatment": "nope"}}, "plan field treatment='nope' is invalid"),

@@ -113,7 +113,9 @@ def greedy_argv(arm_dir: Path, it: int, out: Path) -> list[str]:
 
 
 def build_jobs(cfg: ExperimentConfig, run_dir: Path, workers: int) -> list[Job]:
-    """One job per arm run: [train, greedy eval at the last iteration (and at 0 for a donor)]."""
+    """One job per arm run: [train, greedy eval at the last iteration (and at 0 for a donor)], the donors
+    first: each is the longest job and the others of its seed wait on it (exp-s23, launched in arm order,
+    started its last donor 42 minutes in, and ended on that seed's arms)."""
     arms_dir = run_dir / "arms"
     arms = arm_runs(cfg)
     donor_of = donors(cfg, arms)
@@ -133,7 +135,7 @@ def build_jobs(cfg: ExperimentConfig, run_dir: Path, workers: int) -> list[Job]:
                                a.exists() or warm_start_ready(d, s)) if forked else None,
                         prepare=(lambda a=arm, d=arms_dir / donor, t=arm_dir:
                                  fork_warm_start(cfg, a, d, t, workers)) if forked else None))
-    return jobs
+    return sorted(jobs, key=lambda job: job.ready is not None)  # stable: arm order within each kind
 
 
 RESOLVED_FILE = "resolved_train_configs.json"
