@@ -122,7 +122,11 @@ run_jobs([Job("slow", [(step, lambda: False)])], d, 1, lambda: 0, 1, "test")
 """
 
 
-def test_a_terminated_driver_stops_the_jobs_it_started(tmp_path):
+@pytest.mark.parametrize("driver_sigint", ["default", "ignored"])
+def test_a_terminated_driver_stops_the_jobs_it_started(tmp_path, driver_sigint):
+    """SIGTERM to the driver stops its jobs at once, also when the driver runs with SIGINT ignored (as
+    under ``nohup ... &``): the jobs then still take the driver's SIGINT instead of sitting out the 60 s
+    grace before SIGKILL."""
     import os
     import signal
     import subprocess
@@ -130,14 +134,15 @@ def test_a_terminated_driver_stops_the_jobs_it_started(tmp_path):
 
     script = tmp_path / "driver.py"
     script.write_text(DRIVER)
+    sigint = signal.SIG_IGN if driver_sigint == "ignored" else signal.SIG_DFL
     driver = subprocess.Popen([sys.executable, str(script), str(tmp_path)], cwd=Path(__file__).parents[1],
-                              stderr=subprocess.DEVNULL)
+                              stderr=subprocess.DEVNULL, preexec_fn=lambda: signal.signal(signal.SIGINT, sigint))
     deadline = time.monotonic() + 60
     while not (tmp_path / "child.pid").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     child = int((tmp_path / "child.pid").read_text())
     driver.send_signal(signal.SIGTERM)
-    assert driver.wait(timeout=90) != 0
+    assert driver.wait(timeout=30) != 0   # the grace before SIGKILL is 60 s
     with pytest.raises(ProcessLookupError):
         os.kill(child, 0)
 

@@ -123,9 +123,16 @@ def _launch(job: Job, logs_dir: Path) -> tuple[int, subprocess.Popen] | None:
         return None
     with open(logs_dir / f"{job.name}.log", "a", encoding="utf-8") as log:
         proc = subprocess.Popen(job.steps[index][0], stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_default_sigint)
     tqdm.write(f"started {job.name}, step {index + 1}/{len(job.steps)} (log: {logs_dir / f'{job.name}.log'})")
     return index, proc
+
+
+def _default_sigint() -> None:
+    """In a job's process before it runs: SIGINT at its default, so that `_stop` reaches a job whose
+    driver was started with SIGINT ignored (``nohup make experiment &``: an ignored signal stays ignored
+    across exec, and a job would then sit out the 60 s grace before SIGKILL)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:
