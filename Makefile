@@ -47,6 +47,7 @@ DISTRIBUTED ?=
 GPU_TYPE ?=
 MEASURED_FROM ?=
 PYTEST_ARGS ?=
+TEST_JOBS ?= auto
 RUNS ?=
 JOBS ?=
 EXPERIMENT ?=
@@ -186,8 +187,8 @@ serve: ## serve MODEL= (run folder or HF model folder) as an OpenAI-compatible e
 	$(ITERTL) serve $(call flag,--model,$(MODEL)) $(call flag,--host,$(HOST)) $(call flag,--port,$(PORT)) \
 	  $(call flag,--max-new-tokens,$(MAX_NEW_TOKENS))
 
-test: ## run the default test suite (fast; no slow or GPU tests)
-	$(PYTHON) -m pytest -m "not slow and not gpu" $(PYTEST_ARGS)
+test: ## run the default test suite (fast; no slow or GPU tests), TEST_JOBS processes at once
+	$(PYTHON) -m pytest -m "not slow and not gpu" -n $(TEST_JOBS) $(PYTEST_ARGS)
 
 test-all: ## run every test, slow ones included (GPU tests skip without CUDA)
 	$(PYTHON) -m pytest $(PYTEST_ARGS)

@@ -235,3 +235,20 @@ def test_make_docker_build_passes_the_build_arguments():
                  "--secret id=pip_cert,src=/etc/ca.pem", "--build-arg GIT_COMMIT=abc", "--build-arg DEVICE=cpu"):
         assert part in line, part
     assert "GPU_BASE" not in line  # unset: the Dockerfile's default
+
+
+def test_docker_targets_forward_every_variable_of_train_and_eval():
+    """docker-train and docker-eval pass on DOCKER_VARS only: each variable `make train` or `make eval`
+    reads must be among them, else it is silently dropped inside the container."""
+    def joined(path):
+        return re.sub(r"\\\n", " ", (REPO / path).read_text())
+
+    used = set()
+    for line in joined("Makefile").splitlines():
+        m = re.match(r"(TRAIN_FLAGS|EVAL_FLAGS)\s*\+?=(.*)", line)
+        if m:
+            used |= set(re.findall(r"\$\(([A-Z][A-Z0-9_]*)\)", m.group(2)))
+    forwarded = set(re.search(r"DOCKER_VARS \?=(.*)", joined("mk/docker.mk")).group(1).split())
+    # RESULTS_DIR: the container's results are the mounted /work/results; API_CACHE: the image runs offline
+    assert used - forwarded == {"RESULTS_DIR", "API_CACHE"}
+    assert {"DATA_SEED", "EVAL_EVERY", "TRAIN_ARGS", "SHARD"} <= used
