@@ -36,6 +36,15 @@ def test_tiny_cpu_counts_and_its_warm_start():
     assert "CPU hours" in compute.describe_plan(cfg)
 
 
+def test_the_total_counts_only_the_evaluations_eval_every_runs():
+    every, ends = (compute.estimate(load_config("tiny-cpu", overrides={"eval_every": e})) for e in (1, 0))
+    eval_h = every["iteration"]["eval_s"] / 3600
+    assert ends["evaluated_iterations"] == [0, 7] and every["evaluated_iterations"] == list(range(8))
+    assert every["total_gpu_h"] - ends["total_gpu_h"] == pytest.approx(6 * eval_h) and eval_h > 0
+    assert every["total_wall_h"] - ends["total_wall_h"] == pytest.approx(6 * eval_h)
+    assert "after iterations 0, 7" in compute.describe_plan(load_config("tiny-cpu"))
+
+
 def test_more_gpus_shorten_the_wall_time_not_the_gpu_hours():
     one, four = (compute.estimate(load_config("paper", overrides={"gpus": n}))["iteration"] for n in (1, 4))
     assert four["gpu_h"] == pytest.approx(one["gpu_h"])

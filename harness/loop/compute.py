@@ -185,12 +185,17 @@ def estimate(cfg: TrainConfig) -> dict:
     iteration = stage_costs(cfg, rates, per_iter)
     warm_instructions = min(cfg.warmup_limit or total, total)
     warm = stage_costs(cfg, rates, warm_instructions, warm_start=True) if cfg.warmup_epochs > 0 else None
-    # Iteration 0 is the warm start and its eval, or only the base model's eval.
+    # Iteration 0 is the warm start and its eval, or only the base model's eval. The iterations after it
+    # cost their sampling and training; the held-out eval only where eval_every evaluates.
     first = warm["gpu_h"] if warm else iteration["eval_s"] / 3600
     first_wall = warm["wall_h"] if warm else first
+    evals = sum(1 for it in cfg.evaluated_iterations() if it > 0)
+    eval_h = iteration["eval_s"] / 3600
+    eval_wall_h = eval_h / (cfg.tensor_parallel_size if cfg.sampler == "vllm" else 1)
     return {"rates": rates, "training_instructions": total, "instructions_note": how, "iteration": iteration,
-            "warm_start": warm, "total_gpu_h": first + cfg.iters * iteration["gpu_h"],
-            "total_wall_h": first_wall + cfg.iters * iteration["wall_h"]}
+            "warm_start": warm, "evaluated_iterations": cfg.evaluated_iterations(),
+            "total_gpu_h": first + cfg.iters * (iteration["gpu_h"] - eval_h) + evals * eval_h,
+            "total_wall_h": first_wall + cfg.iters * (iteration["wall_h"] - eval_wall_h) + evals * eval_wall_h}
 
 
 def describe_plan(cfg: TrainConfig, run_path: str = "results/<RUN>") -> str:
@@ -242,7 +247,8 @@ def _iteration_lines(cfg: TrainConfig, est: dict, hours: str) -> list[str]:
          f"{cfg.epochs_per_iter} epoch(s)); tokens: expected {it['train_tokens']:,.0f}, "
          f"<= {it['train_tokens_max']:,.0f}"),
         (f"  held-out eval: {cfg.eval_bench or 'none'}, {it['eval_completions']} completions, "
-         f"expected {it['eval_tokens']:,.0f} tokens"),
+         f"expected {it['eval_tokens']:,.0f} tokens (after iterations "
+         f"{', '.join(map(str, est['evaluated_iterations']))}; the total counts those)"),
         (f"  time: sampling {it['sample_s'] / 3600:.2f} h + training {it['train_s'] / 3600:.2f} h + eval "
          f"{it['eval_s'] / 3600:.2f} h = {it['gpu_h']:.2f} {hours}; wall {it['wall_h']:.2f} h"),
     ]

@@ -49,8 +49,8 @@ def record_prompt(rec: TrainingRecord, style: str = "module") -> str:
 
 
 def sim_limits(seconds: float) -> SimLimits:
-    """Each simulation step's wall-clock and CPU limit at ``seconds`` (the compile's wall clock stays at its
-    default: a design's compile does not loop)."""
+    """Each simulation's wall-clock limit and every tool process's CPU limit at ``seconds``; the compile's
+    wall clock keeps its default (its CPU limit already stops a runaway elaboration)."""
     return SimLimits(sim_wall_seconds=seconds, cpu_seconds=seconds)
 
 
