@@ -47,7 +47,7 @@ DISTRIBUTED ?=
 GPU_TYPE ?=
 MEASURED_FROM ?=
 PYTEST_ARGS ?=
-TEST_JOBS ?= auto
+TEST_JOBS ?=
 RUNS ?=
 JOBS ?=
 EXPERIMENT ?=
@@ -188,7 +188,7 @@ serve: ## serve MODEL= (run folder or HF model folder) as an OpenAI-compatible e
 	  $(call flag,--max-new-tokens,$(MAX_NEW_TOKENS))
 
 test: ## run the default test suite (fast; no slow or GPU tests), TEST_JOBS processes at once
-	$(PYTHON) -m pytest -m "not slow and not gpu" -n $(TEST_JOBS) $(PYTEST_ARGS)
+	$(PYTHON) -m pytest -m "not slow and not gpu" -n $(or $(TEST_JOBS),auto) $(PYTEST_ARGS)
 
 test-all: ## run every test, slow ones included (GPU tests skip without CUDA)
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
