@@ -112,7 +112,7 @@ class TrainConfig:
     gradient_checkpointing: bool = _f(False, "recompute activations in backward to save memory (slower)")
     groups_per_batch: int = _f(8, "instructions (each with its k candidates) per optimiser micro-batch")
     gradient_accumulation_steps: int = _f(1, "micro-batches per optimiser step")
-    eval_bench: str = _f("synthetic", "held-out benchmark evaluated after every iteration ('' = none)")
+    eval_bench: str = _f("synthetic", "held-out benchmark, evaluated at the iterations eval_every names ('' = none)")
     eval_n: int = _f(1, "samples per held-out problem")
     eval_temperature: float = _f(0.0, "sampling temperature for evaluation (0 = greedy)")
     eval_limit: int = _f(0, "evaluate only the first N held-out problems (0 = all); marked as a smoke run")
