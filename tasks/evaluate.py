@@ -12,14 +12,26 @@ one task (the same canonical bytes: `verilog_tools.canonical.design_key`) are si
 verdict is shared; a design identical to a passing reference reuses the reference's own simulation
 (which makes the ``MODEL=reference`` self-check cost one simulation per problem). Simulations run in a
 thread pool (each is a subprocess, so threads are enough).
+
+Reference verdicts can be kept across evaluations in a folder (``reference_cache``, by default the
+``ITERTL_REFERENCE_CACHE`` variable; `make experiment` sets it to ``<run>/cache/references``, where 42
+evaluations of one held-out set would otherwise simulate the same 200 references 42 times). An entry is
+found only by the SHA-256 of everything the verdict depends on: the reference's canonical text, the
+testbench, its top and data files, the limits, the simulator's version and the containment mode; only
+verdicts that do not depend on machine load are kept (pass, mismatch, syntax and compile errors, the
+testbench's own clean timeout), never a wall-clock or CPU-limit kill. Only references go there: a sample's
+verdict is always simulated or shared within one evaluation.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from tasks.fetch import data_hash
 from tasks.passk import mean_pass_at_k
@@ -28,7 +40,7 @@ from verilog_tools import status as st
 from verilog_tools.errors import UserError
 from verilog_tools.checker import Checked, check_completion, check_design, context_for
 from verilog_tools.container import check_containment
-from verilog_tools.icarus import as_sim_limits, simulate
+from verilog_tools.icarus import SimResult, as_sim_limits, simulate
 from verilog_tools.text import extract_code
 from verilog_tools.tools import check_simulator
 
@@ -67,9 +79,54 @@ def check_ids(problems: list[Problem], samples: list[dict], allow_missing: bool)
     return missing
 
 
+REFERENCE_CACHE_ENV = "ITERTL_REFERENCE_CACHE"
+# Verdicts that the design, testbench and limits decide alone (a kill at a wall-clock or CPU limit depends
+# on the machine's load, so a timeout is kept only when it is the testbench's own, clean one).
+_LOAD_FREE = frozenset({st.PASS, st.MISMATCH, st.SYNTAX_ERROR, st.COMPILE_ERROR})
+
+
+class ReferenceCache:
+    """Reference verdicts in a folder, one JSON file per key (see the module doc); safe for processes that
+    share the folder (each entry is written to a temporary file and renamed)."""
+
+    def __init__(self, folder: str | Path, *, limits, simulator: str, containment: str):
+        self.folder = Path(folder)
+        self.identity = {"format": 1, "limits": asdict(as_sim_limits(limits)), "simulator": simulator,
+                         "containment": containment}
+        self.hits = 0
+
+    def key(self, problem: Problem, checked: Checked) -> str:
+        files = {name: hashlib.sha256(data).hexdigest()
+                 for name, data in sorted((getattr(problem, "data_files", None) or {}).items())}
+        text = json.dumps({**self.identity, "design": checked.text, "testbench": problem.testbench,
+                           "top": problem.top, "data_files": files}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def get(self, key: str) -> SimResult | None:
+        try:
+            entry = json.loads((self.folder / f"{key}.json").read_text())
+            if entry.pop("key") != key:
+                return None
+            result = SimResult(**{**entry, "verdict_lines": tuple(entry["verdict_lines"])})
+        except (OSError, ValueError, KeyError, TypeError):
+            return None   # absent, or unreadable: simulate again and write it anew
+        self.hits += 1
+        return result
+
+    def put(self, key: str, result: SimResult) -> None:
+        if result.status not in _LOAD_FREE and not result.clean_tb_timeout:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f".{key}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps({"key": key, **asdict(result)}))
+        os.replace(tmp, self.folder / f"{key}.json")
+
+
 def evaluate(problems: list[Problem], samples: list[dict], *, workers: int | None = None, limits=None,
-             ks=(1, 5, 10), allow_missing: bool = False, progress: bool = True) -> EvalOutcome:
-    """Simulate every sample of ``samples`` against its problem and compute pass@k (see module doc)."""
+             ks=(1, 5, 10), allow_missing: bool = False, progress: bool = True,
+             reference_cache: str | Path | None = None) -> EvalOutcome:
+    """Simulate every sample of ``samples`` against its problem and compute pass@k (see module doc).
+    ``reference_cache``: a folder of reference verdicts (default: ``$ITERTL_REFERENCE_CACHE``, if set)."""
     workers = max(1, workers or os.cpu_count() or 1)
     missing = check_ids(problems, samples, allow_missing)
     simulator = check_simulator()
@@ -77,14 +134,15 @@ def evaluate(problems: list[Problem], samples: list[dict], *, workers: int | Non
     by_id = {p.task_id: p for p in problems}
     skipped = set(missing)
     scored = [p for p in problems if p.task_id not in skipped]
+    folder = reference_cache or os.environ.get(REFERENCE_CACHE_ENV)
+    cache = ReferenceCache(folder, limits=limits, simulator=simulator, containment=containment) if folder else None
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         contexts = {p.task_id: context_for(p.testbench, getattr(p, "external_modules", ())) for p in problems}
         timeout = as_sim_limits(limits).compile_wall_seconds
         ref_checks = dict(zip([p.task_id for p in scored], pool.map(
             lambda p: _check_reference(p, contexts[p.task_id], timeout), scored)))
-        refs = dict(zip(ref_checks, _run_all(pool, [(p, ref_checks[p.task_id], None) for p in scored],
-                                             limits, "references", progress)))
+        refs, ran = _references(pool, scored, ref_checks, cache, limits, progress)
         # A reference whose run reaches the testbench's own TIMEOUT with a clean verdict still defines
         # the expected sample count; samples then pass by matching it (see verilog_tools.icarus).
         expected = {tid: r.checks if r.status == st.PASS or r.clean_tb_timeout else None
@@ -97,7 +155,7 @@ def evaluate(problems: list[Problem], samples: list[dict], *, workers: int | Non
     wall = time.monotonic() - started
     verdicts = {**known, **fresh}
     results = [_result_row(s, key, verdicts, dup) for s, (key, dup) in zip(samples, designs)]
-    cpu = sum(r.cpu_seconds for r in refs.values()) + sum(v.cpu_seconds for v in fresh.values())
+    cpu = sum(refs[t].cpu_seconds for t in ran) + sum(v.cpu_seconds for v in fresh.values())
     per_problem = summarize_problems(problems, results)
     metrics = {
         "benchmark": ",".join(sorted({p.benchmark for p in problems})),
@@ -106,7 +164,8 @@ def evaluate(problems: list[Problem], samples: list[dict], *, workers: int | Non
         "containment": containment,
         "problems": len(problems),
         "samples": len(samples),
-        "simulations": len(fresh) + len(refs),
+        "simulations": len(fresh) + len(ran),
+        "reference_cache_hits": cache.hits if cache else None,
         "missing_problems": missing,
         "reference_failures": [{"task_id": t, "status": r.status, "log_tail": r.log_tail}
                                for t, r in refs.items() if r.status != st.PASS and not r.clean_tb_timeout],
@@ -118,6 +177,22 @@ def evaluate(problems: list[Problem], samples: list[dict], *, workers: int | Non
     }
     metrics.update(pass_metrics(per_problem, ks))
     return EvalOutcome(results=results, per_problem=per_problem, metrics=metrics)
+
+
+def _references(pool, scored: list[Problem], ref_checks: dict, cache: ReferenceCache | None, limits,
+                progress: bool) -> tuple[dict, list[str]]:
+    """Every scored problem's reference verdict (task id -> SimResult, in problem order), from ``cache``
+    where it holds one, simulated otherwise (then kept there); and the ids that were simulated."""
+    keys = {p.task_id: cache.key(p, ref_checks[p.task_id]) for p in scored} if cache else {}
+    cached = {t: r for t, r in ((t, cache.get(k)) for t, k in keys.items()) if r is not None}
+    to_run = [p for p in scored if p.task_id not in cached]
+    ran = dict(zip([p.task_id for p in to_run], _run_all(pool, [(p, ref_checks[p.task_id], None) for p in to_run],
+                                                         limits, "references", progress)))
+    for tid, result in ran.items():
+        if cache:
+            cache.put(keys[tid], result)
+    merged = {**cached, **ran}
+    return {p.task_id: merged[p.task_id] for p in scored}, list(ran)
 
 
 def _check_reference(problem: Problem, context, timeout: float) -> Checked:

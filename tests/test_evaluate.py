@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import xml.etree.ElementTree as ET
 
@@ -13,6 +14,8 @@ from tasks.samples import read_samples, reference_samples
 from tasks.verilog_eval import load_v1, load_v1_jsonl
 from verilog_tools import status as st
 from verilog_tools.errors import UserError
+from verilog_tools.icarus import SimResult
+from verilog_tools.runner import Limits
 from verilog_tools.tools import ICARUS_11_FAILURES
 
 FEW = ("zero", "notgate", "andgate", "vector4", "count15")
@@ -78,6 +81,63 @@ def test_expected_samples_come_from_the_reference(few, monkeypatch):
     wrong = [_sample("zero", "\tassign zero = 1'b1;\nendmodule\n")]
     ev.evaluate(few[:1], wrong, workers=1, progress=False)
     assert calls[0] is None and isinstance(calls[1], int) and calls[1] > 0
+
+
+def _reference_runs(monkeypatch) -> list:
+    """Spy: the designs simulated as references (expected_samples None) by every later evaluate()."""
+    calls, real = [], ev.simulate
+
+    def spy(design, testbench, **kw):
+        if kw["expected_samples"] is None:
+            calls.append(design)
+        return real(design, testbench, **kw)
+    monkeypatch.setattr(ev, "simulate", spy)
+    return calls
+
+
+def test_reference_verdicts_are_kept_across_evaluations(few, tmp_path, monkeypatch):
+    """A second evaluation with the same cache simulates no reference and gives the same verdicts; a
+    changed testbench or other limits is another key; the variable is the default folder."""
+    calls = _reference_runs(monkeypatch)
+    samples = reference_samples(few) + [_sample("zero", "\tassign zero = 1'b1;\nendmodule\n", 1)]
+    first = ev.evaluate(few, samples, workers=2, progress=False, reference_cache=tmp_path / "refs")
+    assert len(calls) == 5 and len(list((tmp_path / "refs").glob("*.json"))) == 5
+    assert first.metrics["reference_cache_hits"] == 0 and first.metrics["simulations"] == 6
+    monkeypatch.setenv(ev.REFERENCE_CACHE_ENV, str(tmp_path / "refs"))
+    again = ev.evaluate(few, samples, workers=2, progress=False)
+    assert len(calls) == 5 and again.metrics["reference_cache_hits"] == 5 and again.metrics["simulations"] == 1
+    strip = lambda out: [{k: v for k, v in r.items() if k != "seconds"} for r in out.results]  # noqa: E731
+    assert strip(again) == strip(first) and again.metrics["pass_at_k"] == first.metrics["pass_at_k"]
+    assert again.metrics["tool_cpu_seconds"] < first.metrics["tool_cpu_seconds"]
+    # a sample identical to a cached passing reference still shares its verdict
+    assert next(r for r in again.results if r["task_id"] == "zero" and r["completion_id"] == 0)["deduplicated"]
+    changed = dataclasses.replace(few[0], testbench=few[0].testbench + "\n")
+    ev.evaluate([changed], reference_samples([changed]), workers=1, progress=False)
+    ev.evaluate(few[:1], reference_samples(few[:1]), workers=1, progress=False, limits=Limits(wall_seconds=9))
+    assert len(calls) == 7
+    monkeypatch.delenv(ev.REFERENCE_CACHE_ENV)
+    assert ev.evaluate(few[:1], reference_samples(few[:1]), workers=1, progress=False).metrics[
+        "reference_cache_hits"] is None and len(calls) == 8
+
+
+def test_a_reference_cache_keeps_only_load_free_verdicts_and_trusts_no_stray_file(few, tmp_path, monkeypatch):
+    cache = ev.ReferenceCache(tmp_path, limits=None, simulator="12.0 (stable)", containment="bwrap")
+    verdict = lambda status, log="": SimResult(status, status == st.PASS, 0, 5, 0.1, 0.05, log)  # noqa: E731
+    for status in (st.TIMEOUT, st.RUNTIME_ERROR, st.INFRA_ERROR, st.REJECTED):
+        cache.put(f"k-{status}", verdict(status))
+    assert list(tmp_path.iterdir()) == []   # a kill at a time or resource limit depends on the machine's load
+    cache.put("k-pass", verdict(st.PASS))
+    assert cache.get("k-pass") == verdict(st.PASS) and cache.hits == 1
+    (tmp_path / "k-other.json").write_text((tmp_path / "k-pass.json").read_text())  # copied under another key
+    (tmp_path / "k-torn.json").write_text('{"key": "k-torn", "status": "pa')
+    assert cache.get("k-other") is None and cache.get("k-torn") is None and cache.get("k-absent") is None
+    calls = _reference_runs(monkeypatch)
+    ev.evaluate(few[:1], reference_samples(few[:1]), workers=1, progress=False, reference_cache=tmp_path)
+    [entry] = [p for p in tmp_path.glob("*.json") if not p.stem.startswith("k-")]
+    entry.write_text("not json")   # a torn entry is simulated again and written anew
+    again = ev.evaluate(few[:1], reference_samples(few[:1]), workers=1, progress=False, reference_cache=tmp_path)
+    assert again.metrics["reference_cache_hits"] == 0 and len(calls) == 2
+    assert json.loads(entry.read_text())["status"] == st.PASS
 
 
 def test_ids_checked(few):

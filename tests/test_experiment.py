@@ -226,15 +226,21 @@ def test_warm_starts_are_shared_only_between_arms_that_differ_in_mode_alpha_or_s
     assert shared_stages(load_config("tiny-cpu", None, {"warmup_epochs": 0, "eval_bench": ""})) == ["data", "base-model"]
 
 
-def test_jobs_launch_every_warm_start_donor_before_the_arms_that_wait_on_them(tmp_path):
+def test_jobs_launch_every_warm_start_donor_before_the_arms_that_wait_on_them(tmp_path, monkeypatch):
     from harness.experiment.arms import build_jobs
+
+    monkeypatch.delenv("ITERTL_REFERENCE_CACHE", raising=False)
 
     cfg = load_experiment(None, {"train": {"limit": 50}})
     jobs = build_jobs(cfg, tmp_path, 1)
     donor_names = sorted(set(donors(cfg, arm_runs(cfg)).values()))
     assert [j.name for j in jobs[:3]] == ["iterative-paper-s0", "iterative-paper-s1", "iterative-paper-s2"]
     assert sorted(j.name for j in jobs if j.ready is None) == donor_names
-    assert all(j.ready is not None for j in jobs[3:]) and len(jobs) == 18
+    assert all(j.ready is not None for j in jobs[3:]) and len(jobs) == 36
+    # the greedy evaluations queue after every training job, each ready once its arm's run is complete
+    assert [j.name for j in jobs[18:]] == [f"greedy-{a.name}" for a in arm_runs(cfg)]
+    assert [len(j.steps) for j in jobs[18:21]] == [2, 1, 1] and not jobs[18].ready()
+    assert {j.env["ITERTL_REFERENCE_CACHE"] for j in jobs} == {str(tmp_path / "cache" / "references")}
 
 
 @pytest.mark.parametrize("change, message", [

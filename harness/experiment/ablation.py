@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness.reports.compare import compare_runs
@@ -108,6 +108,7 @@ class Job:
     steps: list[tuple[list[str], Callable[[], bool]]]   # (argv, is this step's output complete?)
     ready: Callable[[], bool] | None = None
     prepare: Callable[[], None] | None = None
+    env: dict[str, str] = field(default_factory=dict)   # set in every step's environment
 
     def done(self) -> bool:
         return all(is_done() for _, is_done in self.steps)
@@ -123,7 +124,8 @@ def _launch(job: Job, logs_dir: Path) -> tuple[int, subprocess.Popen] | None:
         return None
     with open(logs_dir / f"{job.name}.log", "a", encoding="utf-8") as log:
         proc = subprocess.Popen(job.steps[index][0], stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_default_sigint)
+                                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_default_sigint,
+                                env={**os.environ, **job.env} if job.env else None)
     tqdm.write(f"started {job.name}, step {index + 1}/{len(job.steps)} (log: {logs_dir / f'{job.name}.log'})")
     return index, proc
 

@@ -12,14 +12,18 @@ Arms that differ only in fields the warm start never reads (``mode``, ``alpha``,
 the first arm of each seed trains iteration 0, and the others start from a copy of its data, base
 model and iteration 0 (the same files they would compute; ``share_warm_start: false`` turns this
 off). After training, each arm's model is also evaluated greedily (n=1) at iteration 0 and the last
-(``greedy/<arm>/iter-NN/``, a secondary figure). Jobs run as separate processes, ``jobs`` at a time
-(`harness.experiment.ablation.run_jobs`); a rerun after a kill resumes each at its first unfinished stage.
+(``greedy/<arm>/iter-NN/``, a secondary figure), in jobs queued after every arm's training. Every
+evaluation of the experiment reads and keeps the held-out references' verdicts in
+``<run>/cache/references/`` (tasks.evaluate.ReferenceCache). Jobs run as separate processes, ``jobs`` at a
+time (`harness.experiment.ablation.run_jobs`); a rerun after a kill resumes each at its first unfinished
+stage.
 The analysis (`harness.experiment.analysis`) writes experiment.json, experiment.md and the plots.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import sys
 from dataclasses import asdict
@@ -31,6 +35,7 @@ from harness.config import TrainConfig
 from harness.experiment.ablation import Job, run_complete
 from harness.experiment.config import Arm, ExperimentConfig, arm_runs, resolved_configs, train_config
 from harness.runs.folder import RunFolder, write_manifest
+from tasks.evaluate import REFERENCE_CACHE_ENV
 from verilog_tools.errors import UserError
 
 # Fields the data, base-model and warm-start stages never read: arms differing only in these share them.
@@ -113,29 +118,35 @@ def greedy_argv(arm_dir: Path, it: int, out: Path) -> list[str]:
 
 
 def build_jobs(cfg: ExperimentConfig, run_dir: Path, workers: int) -> list[Job]:
-    """One job per arm run: [train, greedy eval at the last iteration (and at 0 for a donor)], the donors
-    first: each is the longest job and the others of its seed wait on it (exp-s23, launched in arm order,
-    started its last donor 42 minutes in, and ended on that seed's arms)."""
+    """One job per arm run (train), the donors first: each is the longest job and the others of its seed
+    wait on it (exp-s23, launched in arm order, started its last donor 42 minutes in, and ended on that
+    seed's arms). Then one job per arm for its greedy evaluations (the last iteration, and 0 for a donor),
+    ready once the arm's run is complete: queued after every train job, these short jobs fill the free core
+    while the last arms train (exp-s24, whose greedy steps ended each arm's job, had one core idle for its
+    last 4.2 minutes)."""
     arms_dir = run_dir / "arms"
+    # The arms evaluate one held-out set again and again: its reference verdicts are simulated once
+    # (tasks.evaluate.ReferenceCache), unless the user's own ITERTL_REFERENCE_CACHE names another folder.
+    env = {REFERENCE_CACHE_ENV: os.environ.get(REFERENCE_CACHE_ENV) or str(run_dir / "cache" / "references")}
     arms = arm_runs(cfg)
     donor_of = donors(cfg, arms)
     configs = {a.name: train_config(cfg, a) for a in arms}
-    jobs = []
+    trains, greedies = [], []
     for arm in arms:
         arm_dir, donor = arms_dir / arm.name, donor_of[arm.name]
-        steps = [(train_argv(cfg, arm, arms_dir, workers), lambda d=arm_dir: run_complete(d))]
-        its = ([0] if donor == arm.name else []) + [configs[arm.name].iters]
-        if cfg.greedy:
-            steps += [(greedy_argv(arm_dir, it, greedy_dir(run_dir, arm.name, it)),
-                       lambda p=greedy_dir(run_dir, arm.name, it): (p / "metrics.json").is_file())
-                      for it in dict.fromkeys(its)]
         forked = donor != arm.name
-        jobs.append(Job(arm.name, steps,
-                        ready=(lambda d=arms_dir / donor, a=arm_dir, s=shared_stages(configs[donor]):
-                               a.exists() or warm_start_ready(d, s)) if forked else None,
-                        prepare=(lambda a=arm, d=arms_dir / donor, t=arm_dir:
-                                 fork_warm_start(cfg, a, d, t, workers)) if forked else None))
-    return sorted(jobs, key=lambda job: job.ready is not None)  # stable: arm order within each kind
+        trains.append(Job(arm.name, [(train_argv(cfg, arm, arms_dir, workers), lambda d=arm_dir: run_complete(d))],
+                          ready=(lambda d=arms_dir / donor, a=arm_dir, s=shared_stages(configs[donor]):
+                                 a.exists() or warm_start_ready(d, s)) if forked else None,
+                          prepare=(lambda a=arm, d=arms_dir / donor, t=arm_dir:
+                                   fork_warm_start(cfg, a, d, t, workers)) if forked else None, env=env))
+        if cfg.greedy:
+            its = dict.fromkeys(([0] if not forked else []) + [configs[arm.name].iters])
+            greedies.append(Job(f"greedy-{arm.name}", [
+                (greedy_argv(arm_dir, it, greedy_dir(run_dir, arm.name, it)),
+                 lambda p=greedy_dir(run_dir, arm.name, it): (p / "metrics.json").is_file()) for it in its],
+                ready=lambda d=arm_dir: run_complete(d), env=env))
+    return sorted(trains, key=lambda job: job.ready is not None) + greedies  # stable: arm order within each kind
 
 
 RESOLVED_FILE = "resolved_train_configs.json"
