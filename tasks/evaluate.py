@@ -14,16 +14,20 @@ verdict is shared; a design identical to a passing reference reuses the referenc
 thread pool (each is a subprocess, so threads are enough).
 
 Reference verdicts can be kept across evaluations in a folder (``reference_cache``, by default the
-``ITERTL_REFERENCE_CACHE`` variable; `make experiment` sets it to ``<run>/cache/references``, where 42
-evaluations of one held-out set would otherwise simulate the same 200 references 42 times). An entry is
-found only by the SHA-256 of everything the verdict depends on: the reference's canonical text, the
-testbench, its top and data files, the limits, the simulator's version and the containment mode; only
-verdicts that do not depend on machine load are kept (pass, mismatch, syntax and compile errors, the
-testbench's own clean timeout), never a wall-clock or CPU-limit kill. Only references go there: a sample's
-verdict is always simulated or shared within one evaluation.
+``ITERTL_REFERENCE_CACHE`` variable; `make experiment` sets it to ``<run>/cache/references`` unless it is
+set already, where 42 evaluations of one held-out set would otherwise simulate the same 200 references 42
+times). An entry is found only by the SHA-256 of everything the verdict depends on: the reference's
+canonical text, the testbench, its top, data files and external modules, the limits, the simulator's
+version, the containment mode and the source of the verifier itself (`verilog_tools` and this module), so
+a changed rule never meets an old verdict. Only pass and mismatch are kept: both need a simulation that
+ran to its end and printed its verdict, which no load can cause (a kill at a time or CPU limit, a compile
+error, the testbench's own timeout are simulated every time). Only references are looked up; a sample
+identical to a reference then shares the reference's verdict, found or simulated, as it does without
+the cache.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -80,9 +84,18 @@ def check_ids(problems: list[Problem], samples: list[dict], allow_missing: bool)
 
 
 REFERENCE_CACHE_ENV = "ITERTL_REFERENCE_CACHE"
-# Verdicts that the design, testbench and limits decide alone (a kill at a wall-clock or CPU limit depends
-# on the machine's load, so a timeout is kept only when it is the testbench's own, clean one).
-_LOAD_FREE = frozenset({st.PASS, st.MISMATCH, st.SYNTAX_ERROR, st.COMPILE_ERROR})
+# Verdicts that only a run to its end can give (verilog_tools.icarus._judge_run: exit 0, no limit reached).
+_LOAD_FREE = frozenset({st.PASS, st.MISMATCH})
+
+
+@functools.cache
+def verifier_source_hash() -> str:
+    """SHA-256 of the verifier's source (every module of verilog_tools, and this one)."""
+    import verilog_tools
+    digest = hashlib.sha256()
+    for path in sorted(Path(verilog_tools.__file__).parent.glob("*.py")) + [Path(__file__)]:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 class ReferenceCache:
@@ -92,14 +105,16 @@ class ReferenceCache:
     def __init__(self, folder: str | Path, *, limits, simulator: str, containment: str):
         self.folder = Path(folder)
         self.identity = {"format": 1, "limits": asdict(as_sim_limits(limits)), "simulator": simulator,
-                         "containment": containment}
+                         "containment": containment, "verifier": verifier_source_hash()}
         self.hits = 0
 
     def key(self, problem: Problem, checked: Checked) -> str:
         files = {name: hashlib.sha256(data).hexdigest()
                  for name, data in sorted((getattr(problem, "data_files", None) or {}).items())}
         text = json.dumps({**self.identity, "design": checked.text, "testbench": problem.testbench,
-                           "top": problem.top, "data_files": files}, sort_keys=True)
+                           "top": problem.top, "data_files": files,
+                           "external_modules": list(getattr(problem, "external_modules", ()) or ())},
+                          sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 
     def get(self, key: str) -> SimResult | None:
@@ -114,7 +129,7 @@ class ReferenceCache:
         return result
 
     def put(self, key: str, result: SimResult) -> None:
-        if result.status not in _LOAD_FREE and not result.clean_tb_timeout:
+        if result.status not in _LOAD_FREE:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = self.folder / f".{key}.{os.getpid()}.tmp"
@@ -124,9 +139,10 @@ class ReferenceCache:
 
 def evaluate(problems: list[Problem], samples: list[dict], *, workers: int | None = None, limits=None,
              ks=(1, 5, 10), allow_missing: bool = False, progress: bool = True,
-             reference_cache: str | Path | None = None) -> EvalOutcome:
+             reference_cache: str | Path | bool | None = None) -> EvalOutcome:
     """Simulate every sample of ``samples`` against its problem and compute pass@k (see module doc).
-    ``reference_cache``: a folder of reference verdicts (default: ``$ITERTL_REFERENCE_CACHE``, if set)."""
+    ``reference_cache``: a folder of reference verdicts (None: ``$ITERTL_REFERENCE_CACHE``, if set;
+    False: none)."""
     workers = max(1, workers or os.cpu_count() or 1)
     missing = check_ids(problems, samples, allow_missing)
     simulator = check_simulator()
@@ -134,7 +150,8 @@ def evaluate(problems: list[Problem], samples: list[dict], *, workers: int | Non
     by_id = {p.task_id: p for p in problems}
     skipped = set(missing)
     scored = [p for p in problems if p.task_id not in skipped]
-    folder = reference_cache or os.environ.get(REFERENCE_CACHE_ENV)
+    folder = (None if reference_cache is False
+              else reference_cache if reference_cache is not None else os.environ.get(REFERENCE_CACHE_ENV))
     cache = ReferenceCache(folder, limits=limits, simulator=simulator, containment=containment) if folder else None
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -183,13 +200,14 @@ def _references(pool, scored: list[Problem], ref_checks: dict, cache: ReferenceC
                 progress: bool) -> tuple[dict, list[str]]:
     """Every scored problem's reference verdict (task id -> SimResult, in problem order), from ``cache``
     where it holds one, simulated otherwise (then kept there); and the ids that were simulated."""
-    keys = {p.task_id: cache.key(p, ref_checks[p.task_id]) for p in scored} if cache else {}
+    keys = {p.task_id: cache.key(p, ref_checks[p.task_id]) for p in scored
+            if not (ref_checks[p.task_id].rejected or ref_checks[p.task_id].deferred)} if cache else {}
     cached = {t: r for t, r in ((t, cache.get(k)) for t, k in keys.items()) if r is not None}
     to_run = [p for p in scored if p.task_id not in cached]
     ran = dict(zip([p.task_id for p in to_run], _run_all(pool, [(p, ref_checks[p.task_id], None) for p in to_run],
                                                          limits, "references", progress)))
     for tid, result in ran.items():
-        if cache:
+        if tid in keys:
             cache.put(keys[tid], result)
     merged = {**cached, **ran}
     return {p.task_id: merged[p.task_id] for p in scored}, list(ran)

@@ -118,6 +118,8 @@ def merge_metrics(metrics: list[dict], results: list[list[dict]], names: list[st
         problems=sum(m["problems"] for m in metrics),
         samples=sum(m["samples"] for m in metrics),
         simulations=sum(m.get("simulations", 0) for m in metrics),
+        reference_cache_hits=(None if all(m.get("reference_cache_hits") is None for m in metrics)
+                              else sum(m.get("reference_cache_hits") or 0 for m in metrics)),
         missing_problems=sorted((t for m in metrics for t in m.get("missing_problems", [])), key=position.get),
         reference_failures=sorted((r for m in metrics for r in m.get("reference_failures", [])),
                                   key=lambda r: position.get(r["task_id"], 0)),

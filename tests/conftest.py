@@ -39,6 +39,13 @@ def rtllm_dir() -> Path:
     return _data_dir("RTLLM_V2_DIR")
 
 
+@pytest.fixture(autouse=True)
+def _no_reference_cache(monkeypatch):
+    """Evaluations in tests simulate every reference unless a test asks for a cache: a user's
+    ITERTL_REFERENCE_CACHE must neither change what a test counts nor receive its verdicts."""
+    monkeypatch.delenv("ITERTL_REFERENCE_CACHE", raising=False)
+
+
 @pytest.fixture(scope="module")
 def torch_one_thread():
     """One torch thread: the test machines are shared, and one is also faster for models this small."""

@@ -14,7 +14,7 @@ from tasks.samples import read_samples, reference_samples
 from tasks.verilog_eval import load_v1, load_v1_jsonl
 from verilog_tools import status as st
 from verilog_tools.errors import UserError
-from verilog_tools.icarus import SimResult
+from verilog_tools.icarus import TB_TIMEOUT_REASON, SimResult
 from verilog_tools.runner import Limits
 from verilog_tools.tools import ICARUS_11_FAILURES
 
@@ -115,19 +115,32 @@ def test_reference_verdicts_are_kept_across_evaluations(few, tmp_path, monkeypat
     ev.evaluate([changed], reference_samples([changed]), workers=1, progress=False)
     ev.evaluate(few[:1], reference_samples(few[:1]), workers=1, progress=False, limits=Limits(wall_seconds=9))
     assert len(calls) == 7
+    assert ev.evaluate(few[:1], reference_samples(few[:1]), workers=1, progress=False,
+                       reference_cache=False).metrics["reference_cache_hits"] is None and len(calls) == 8
     monkeypatch.delenv(ev.REFERENCE_CACHE_ENV)
     assert ev.evaluate(few[:1], reference_samples(few[:1]), workers=1, progress=False).metrics[
-        "reference_cache_hits"] is None and len(calls) == 8
+        "reference_cache_hits"] is None and len(calls) == 9
+    # another verifier (a changed rule in verilog_tools) never meets the old verdicts
+    monkeypatch.setattr(ev, "verifier_source_hash", lambda: "another verifier")
+    ev.evaluate(few[:1], reference_samples(few[:1]), workers=1, progress=False, reference_cache=tmp_path / "refs")
+    assert len(calls) == 10
 
 
 def test_a_reference_cache_keeps_only_load_free_verdicts_and_trusts_no_stray_file(few, tmp_path, monkeypatch):
     cache = ev.ReferenceCache(tmp_path, limits=None, simulator="12.0 (stable)", containment="bwrap")
     verdict = lambda status, log="": SimResult(status, status == st.PASS, 0, 5, 0.1, 0.05, log)  # noqa: E731
-    for status in (st.TIMEOUT, st.RUNTIME_ERROR, st.INFRA_ERROR, st.REJECTED):
+    for status in (st.TIMEOUT, st.RUNTIME_ERROR, st.INFRA_ERROR, st.REJECTED, st.COMPILE_ERROR, st.SYNTAX_ERROR):
         cache.put(f"k-{status}", verdict(status))
-    assert list(tmp_path.iterdir()) == []   # a kill at a time or resource limit depends on the machine's load
+    clean_timeout = verdict(st.TIMEOUT, f"[timeout] {TB_TIMEOUT_REASON}")
+    assert clean_timeout.clean_tb_timeout
+    cache.put("k-clean-timeout", clean_timeout)
+    # a kill at a time or resource limit depends on the machine's load, and a killed compiler or a
+    # testbench timeout can look like an ordinary verdict: only a simulation run to its end is kept
+    assert list(tmp_path.iterdir()) == []
+    cache.put("k-mismatch", verdict(st.MISMATCH))
+    assert cache.get("k-mismatch") == verdict(st.MISMATCH) and cache.hits == 1
     cache.put("k-pass", verdict(st.PASS))
-    assert cache.get("k-pass") == verdict(st.PASS) and cache.hits == 1
+    assert cache.get("k-pass") == verdict(st.PASS) and cache.hits == 2
     (tmp_path / "k-other.json").write_text((tmp_path / "k-pass.json").read_text())  # copied under another key
     (tmp_path / "k-torn.json").write_text('{"key": "k-torn", "status": "pa')
     assert cache.get("k-other") is None and cache.get("k-torn") is None and cache.get("k-absent") is None

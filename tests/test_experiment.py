@@ -68,13 +68,15 @@ manifest["finished"] = now
 """
 
 FAKE_GREEDY = r"""
-import json, sys, pathlib
+import json, os, sys, pathlib
 arm_dir, it, out = pathlib.Path(sys.argv[1]), int(sys.argv[2]), pathlib.Path(sys.argv[3])
+if os.environ.get("FAIL_GREEDY") == arm_dir.name:
+    sys.exit(4)
 out.mkdir(parents=True, exist_ok=True)
 better = arm_dir.name.startswith("iterative") and it > 0
 rows = ["task_id,n,c,pass@1,statuses"] + [f"syn-{p:03d},1,{int(better or p % 3 == 0)},0,x" for p in range(40)]
 (out / "problems.csv").write_text("\n".join(rows) + "\n")
-(out / "metrics.json").write_text("{}")
+(out / "metrics.json").write_text(json.dumps({"cache": os.environ.get("ITERTL_REFERENCE_CACHE")}))
 """
 
 EXPERIMENT = {
@@ -144,6 +146,8 @@ def test_every_arm_runs_after_the_plan_shares_warm_starts_and_the_better_arm_is_
     assert "## Score `paper`" in text and "**Verdict (iterative vs static, score paper):** supports" in text
     assert "| iterative | 2 | 0.600 |" in text and "| static | 2 | 0.500 |" in text   # diagnostics, seed means
     assert (run / "experiment_pass_at_1_paper.png").stat().st_size > 1000
+    greedy = json.loads((run / "greedy" / "static-paper-s2" / "iter-02" / "metrics.json").read_text())
+    assert greedy["cache"] == str(run / "cache" / "references")   # every job's environment names the cache
     assert not (run / ".incomplete").exists() and "experiment folder" in capsys.readouterr().out
     # rerun of the finished experiment: nothing is launched again
     assert main_experiment(argv) == 0 and len(_launched(run)) == 18
@@ -188,7 +192,7 @@ def test_a_failed_arm_stops_with_its_log_and_a_rerun_resumes_only_what_is_unfini
     argv = ["--experiment", _experiment_file(tmp, scores=["paper"]), "--run", "r", "--results-dir", str(tmp),
             "--seeds", "0,1", "--jobs", "1"]
     monkeypatch.setenv("FAIL_ARM", "iterative-paper-s1")   # a donor: its seed's other arms cannot start
-    with pytest.raises(UserError, match=r"arm iterative-paper-s1 failed \(exit 3\).*iterative-paper-s1\.log"):
+    with pytest.raises(UserError, match=r"job iterative-paper-s1 failed \(exit 3\).*iterative-paper-s1\.log"):
         main_experiment(argv)
     run = tmp / "r"
     assert (run / ".incomplete").exists() and not (run / "experiment.md").exists()
@@ -198,6 +202,19 @@ def test_a_failed_arm_stops_with_its_log_and_a_rerun_resumes_only_what_is_unfini
     assert main_experiment(argv) == 0
     again = _launched(run)[len(first):]
     assert sorted(again) == ["ce-only-paper-s1 forked", "iterative-paper-s1 own", "static-paper-s1 forked"]
+
+
+def test_a_failed_greedy_evaluation_is_named_and_resumed(fake_arms, monkeypatch):
+    tmp = fake_arms
+    argv = ["--experiment", _experiment_file(tmp, scores=["paper"]), "--run", "g", "--results-dir", str(tmp),
+            "--seeds", "0", "--jobs", "2"]
+    monkeypatch.setenv("FAIL_GREEDY", "static-paper-s0")
+    with pytest.raises(UserError, match=r"job greedy-static-paper-s0 failed \(exit 4\).*greedy-static-paper-s0\.log"):
+        main_experiment(argv)
+    assert len(_launched(tmp / "g")) == 3 and not (tmp / "g" / "experiment.md").exists()
+    monkeypatch.delenv("FAIL_GREEDY")
+    assert main_experiment(argv) == 0 and len(_launched(tmp / "g")) == 3   # only the greedy job ran again
+    assert (tmp / "g" / "greedy" / "static-paper-s0" / "iter-02" / "metrics.json").is_file()
 
 
 def test_arm_command_lines_differ_only_in_the_arm_score_and_seed(tmp_path):
@@ -240,6 +257,16 @@ def test_jobs_launch_every_warm_start_donor_before_the_arms_that_wait_on_them(tm
     # the greedy evaluations queue after every training job, each ready once its arm's run is complete
     assert [j.name for j in jobs[18:]] == [f"greedy-{a.name}" for a in arm_runs(cfg)]
     assert [len(j.steps) for j in jobs[18:21]] == [2, 1, 1] and not jobs[18].ready()
+    arm = tmp_path / "arms" / jobs[18].name.removeprefix("greedy-")
+    arm.mkdir(parents=True)
+    assert not jobs[18].ready()                      # the folder of a run just created
+    (arm / "manifest.json").write_text(json.dumps({"finished": None}))
+    assert not jobs[18].ready()
+    (arm / "manifest.json").write_text(json.dumps({"finished": "2026-11-28T00:00:00+0000"}))
+    (arm / ".incomplete").touch()
+    assert not jobs[18].ready()
+    (arm / ".incomplete").unlink()
+    assert jobs[18].ready()
     assert {j.env["ITERTL_REFERENCE_CACHE"] for j in jobs} == {str(tmp_path / "cache" / "references")}
 
 

@@ -125,9 +125,10 @@ def run(work_dir: Path, workers: int, problems: int, per_problem: int, baseline_
     samples = mutant_samples(probs, per_problem, seed)
     limits = SimLimits(compile_wall_seconds=timeout, sim_wall_seconds=timeout, cpu_seconds=timeout)
     with stopwatch() as project:
-        outcome = evaluate(probs, samples, workers=workers, limits=limits, progress=True)
+        outcome = evaluate(probs, samples, workers=workers, limits=limits, progress=True, reference_cache=False)
     with _containment("none"), stopwatch() as bare:
-        bare_outcome = evaluate(probs, samples, workers=workers, limits=limits, progress=True)
+        bare_outcome = evaluate(probs, samples, workers=workers, limits=limits, progress=True,
+                                reference_cache=False)
     subset = seeded_subset(samples, baseline_samples, seed)
     with stopwatch() as base:
         verdicts = run_baseline(probs, subset, workers, timeout)

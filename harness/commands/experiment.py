@@ -82,8 +82,9 @@ def main_experiment(argv: list[str]) -> int:
         unfinished = [j.name for j in plan if not j.done()]
         if failed or unfinished:
             name = next(iter(failed), unfinished[0])
-            why = f"failed (exit {failed[name]})" if name in failed else "did not run (its warm start failed)"
-            raise UserError(f"experiment arm {name} {why}; see {arms_dir / f'{name}.log'}, fix it and rerun "
+            waits = "the arm it evaluates did not finish" if name.startswith("greedy-") else "its warm start failed"
+            why = f"failed (exit {failed[name]})" if name in failed else f"did not run ({waits})"
+            raise UserError(f"experiment job {name} {why}; see {arms_dir / f'{name}.log'}, fix it and rerun "
                             f"the same command (RUN={run.path.name}) to resume")
         text = analysis.write_results(run, cfg, arm_list)
     print(text)

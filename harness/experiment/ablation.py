@@ -215,6 +215,15 @@ def run_complete(path: Path) -> bool:
     return path.is_dir() and not (path / ".incomplete").exists()
 
 
+def run_finished(path: Path) -> bool:
+    """`run_complete`, and its manifest stamped ``finished``: what a process watching the folder from
+    outside may rely on (a run folder exists for a moment before its ``.incomplete`` marker does)."""
+    try:
+        return run_complete(path) and bool(json.loads((path / "manifest.json").read_text()).get("finished"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def run_arms(cfg: AblationConfig, arms_dir: Path, jobs: int, total_stages: int) -> dict[str, int]:
     """Run the unfinished arms, ``jobs`` at a time; returns the exit code of each failed arm."""
     workers = max(1, (os.cpu_count() or 1) // jobs)

@@ -32,7 +32,7 @@ from pathlib import Path
 import yaml
 
 from harness.config import TrainConfig
-from harness.experiment.ablation import Job, run_complete
+from harness.experiment.ablation import Job, run_complete, run_finished
 from harness.experiment.config import Arm, ExperimentConfig, arm_runs, resolved_configs, train_config
 from harness.runs.folder import RunFolder, write_manifest
 from tasks.evaluate import REFERENCE_CACHE_ENV
@@ -145,7 +145,7 @@ def build_jobs(cfg: ExperimentConfig, run_dir: Path, workers: int) -> list[Job]:
             greedies.append(Job(f"greedy-{arm.name}", [
                 (greedy_argv(arm_dir, it, greedy_dir(run_dir, arm.name, it)),
                  lambda p=greedy_dir(run_dir, arm.name, it): (p / "metrics.json").is_file()) for it in its],
-                ready=lambda d=arm_dir: run_complete(d), env=env))
+                ready=lambda d=arm_dir: run_finished(d), env=env))
     return sorted(trains, key=lambda job: job.ready is not None) + greedies  # stable: arm order within each kind
 
 
