@@ -19,7 +19,7 @@ from harness.commands.experiment import main_experiment
 from harness.config import load_config
 from harness.experiment import ablation, arms as experiment
 from harness.experiment.arms import donors, shared_stages, train_argv
-from harness.experiment.config import ExperimentConfig, arm_runs, load_experiment
+from harness.experiment.config import ExperimentConfig, arm_runs, load_experiment, train_config
 from verilog_tools.errors import UserError
 
 FAKE_TRAIN = r"""
@@ -232,6 +232,29 @@ def test_arm_command_lines_differ_only_in_the_arm_score_and_seed(tmp_path):
     assert "--restart" in a and "--restart" not in b
 
 
+def test_the_wall_time_runs_to_the_last_greedy_evaluation(tmp_path):
+    for name, start, end in (("a", "00:00", "00:30"), ("b", "00:10", "00:50")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "manifest.json").write_text(json.dumps(
+            {"started": f"2026-11-29T{start}:00+0000", "finished": f"2026-11-29T{end}:00+0000"}))
+    runs = [tmp_path / "a", tmp_path / "b"]
+    assert ablation.wall_minutes(runs) == 50
+    later = tmp_path / "metrics.json"
+    later.write_text("{}")
+    os.utime(later, (1795915200, 1795915200))   # 2026-11-29T01:20:00Z
+    assert ablation.wall_minutes(runs, [later, tmp_path / "absent.json"]) == 80
+
+
+def test_the_progress_total_counts_the_stages_a_run_records():
+    """data, base-model, iter-00/train, iter-00/eval, then sample, score, train per iteration and eval at
+    the evaluated ones (exp-s24's arms recorded 11 stages each at 2 iterations, eval at 0 and 2)."""
+    cfg = load_experiment(None, {})
+    arm = arm_runs(cfg)[0]
+    assert experiment.run_stages(train_config(cfg, arm)) == 11
+    every = load_experiment(None, {"train": {"eval_every": 1}})
+    assert experiment.run_stages(train_config(every, arm_runs(every)[0])) == 12
+
+
 def test_warm_starts_are_shared_only_between_arms_that_differ_in_mode_alpha_or_score():
     cfg = ExperimentConfig(seeds=[0, 1], scores=["paper"],
                            arms={"iterative": {"mode": "iterative"}, "static": {"mode": "static"},
@@ -312,6 +335,9 @@ def test_a_real_tiny_experiment_runs_end_to_end(tmp_path):
     assert result["primary"]["problems"] == [8, 8] and result["primary"]["comparison"] == "iterative - static"
     static = json.loads((run / "arms" / "static-paper-s1" / "manifest.json").read_text())
     assert static["forked_from"]["run"] == "iterative-paper-s1"
+    cfg = load_experiment(str(path), {})
+    for arm in arm_runs(cfg):   # the progress bar's total is what the runs record
+        assert ablation.stages_done(run / "arms" / arm.name) == experiment.run_stages(train_config(cfg, arm))
     assert (run / "greedy" / "iterative-paper-s0" / "iter-00" / "problems.csv").is_file()
     assert (run / "greedy" / "static-paper-s0" / "iter-01" / "problems.csv").is_file()
 

@@ -77,8 +77,10 @@ def main_experiment(argv: list[str]) -> int:
     with run_folder(args.results_dir, args.run, "experiment", **options) as run:
         plan = arms.build_jobs(cfg, run.path, workers)
         arms_dir = run.path / "arms"
-        failed = run_jobs(plan, arms_dir, jobs, lambda: sum(stages_done(arms_dir / a.name) for a in arm_list),
-                          len(arm_list) * (4 + 4 * first.iters), "experiment stages")
+        greedy_steps = [done for job in plan if job.name.startswith("greedy-") for _, done in job.steps]
+        total = sum(arms.run_stages(train_config(cfg, a)) for a in arm_list) + len(greedy_steps)
+        failed = run_jobs(plan, arms_dir, jobs, lambda: sum(stages_done(arms_dir / a.name) for a in arm_list)
+                          + sum(done() for done in greedy_steps), total, "experiment stages")
         unfinished = [j.name for j in plan if not j.done()]
         if failed or unfinished:
             name = next(iter(failed), unfinished[0])

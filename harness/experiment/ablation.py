@@ -251,9 +251,10 @@ def pass_at_1_table(arms_dir: Path) -> tuple[list[dict], str]:
     return rows, compare_pass_at_1_table(runs, labels) + "\n\n" + md_table(header, summary)
 
 
-def wall_minutes(run_dirs: list[Path]) -> float | None:
-    """Minutes from the first run's start to the last run's finish (from their manifests)."""
-    from datetime import datetime
+def wall_minutes(run_dirs: list[Path], later_outputs: list[Path] = ()) -> float | None:
+    """Minutes from the first run's start to the last run's finish (from their manifests), or to the
+    last write of a file of ``later_outputs`` (work that ran after the runs) when that is later."""
+    from datetime import datetime, timezone
 
     times = []
     for run_dir in run_dirs:
@@ -263,7 +264,9 @@ def wall_minutes(run_dirs: list[Path]) -> float | None:
                           datetime.strptime(m["finished"], "%Y-%m-%dT%H:%M:%S%z")))
         except (OSError, ValueError, KeyError, TypeError):
             return None
-    return (max(f for _, f in times) - min(s for s, _ in times)).total_seconds() / 60
+    ends = [f for _, f in times] + [datetime.fromtimestamp(p.stat().st_mtime, timezone.utc)
+                                    for p in later_outputs if p.is_file()]
+    return (max(ends) - min(s for s, _ in times)).total_seconds() / 60
 
 
 def write_results(run: RunFolder, cfg: AblationConfig, jobs: int) -> str:

@@ -209,7 +209,8 @@ def write_results(run, cfg, arms) -> str:
     last = train_config(cfg, arms[0]).iters
     result = analyse(run.path, cfg, arms, donor_of, last)
     tc = train_config(cfg, arms[0])
-    wall = minutes(wall_minutes([run.path / "arms" / a.name for a in arms]))
+    greedy = [p / "metrics.json" for a in arms for p in (run.path / "greedy" / a.name).glob("iter-*")]
+    wall = minutes(wall_minutes([run.path / "arms" / a.name for a in arms], greedy))
     first = result[cfg.scores[0]]["arms"][arms[0].arm]["sampled"][0]
     n_problems = sorted(set(first["problems"]))
     head = (f"# Experiment: does iterating help? (preset {cfg.preset})\n\n"
@@ -217,7 +218,7 @@ def write_results(run, cfg, arms) -> str:
             f"seeds {', '.join(map(str, cfg.seeds))}; data_seed {cfg.data_seed}; {last} iteration{'s' if last != 1 else ''} after the warm "
             f"start. Held-out evaluation: {tc.eval_bench}, {'/'.join(map(str, n_problems))} problems, n={tc.eval_n} "
             f"samples at temperature {tc.eval_temperature} (unbiased pass@1){'; greedy n=1 as a secondary figure' if cfg.greedy else ''}. "
-            f"First arm start to last arm finish: {wall}.\n\n"
+            f"First arm start to the last job's end (an arm's training or a greedy evaluation): {wall}.\n\n"
             f"Pre-registered in experiment.yaml before any arm ran: the primary endpoint is iteration {last}'s pass@1 of "
             f"`{cfg.plan.treatment}` minus `{cfg.plan.control}`, paired on seeds and problems, per score, with a "
             f"{cfg.plan.confidence:.0%} paired bootstrap over seeds and problems ({cfg.plan.bootstrap_resamples} "

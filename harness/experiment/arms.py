@@ -74,6 +74,13 @@ def shared_stages(tc: TrainConfig) -> list[str]:
                             ("iter-00/train", tc.warmup_epochs > 0), ("iter-00/eval", bool(tc.eval_bench))) if on]
 
 
+def run_stages(tc: TrainConfig) -> int:
+    """How many stages a finished run of ``tc`` records: the shared ones, then sample, score and train in
+    every iteration, and eval in each evaluated one (`TrainConfig.evaluated_iterations`)."""
+    evals = sum(1 for it in tc.evaluated_iterations() if it > 0) if tc.eval_bench else 0
+    return len(shared_stages(tc)) + 3 * tc.iters + evals
+
+
 def warm_start_ready(arm_dir: Path, stages: list[str]) -> bool:
     try:
         done = json.loads((arm_dir / "state.json").read_text())["stages"]
