@@ -40,6 +40,7 @@ from pathlib import Path
 from tasks.fetch import data_hash
 from tasks.passk import mean_pass_at_k
 from tasks.problem import Problem
+from tasks.samples import atomic_write_text
 from verilog_tools import status as st
 from verilog_tools.errors import UserError
 from verilog_tools.checker import Checked, check_completion, check_design, context_for
@@ -100,7 +101,7 @@ def verifier_source_hash() -> str:
 
 class ReferenceCache:
     """Reference verdicts in a folder, one JSON file per key (see the module doc); safe for processes that
-    share the folder (each entry is written to a temporary file and renamed)."""
+    share the folder (each entry is written atomically)."""
 
     def __init__(self, folder: str | Path, *, limits, simulator: str, containment: str):
         self.folder = Path(folder)
@@ -132,9 +133,7 @@ class ReferenceCache:
         if result.status not in _LOAD_FREE:
             return
         self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.folder / f".{key}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps({"key": key, **asdict(result)}))
-        os.replace(tmp, self.folder / f"{key}.json")
+        atomic_write_text(self.folder / f"{key}.json", json.dumps({"key": key, **asdict(result)}))
 
 
 def evaluate(problems: list[Problem], samples: list[dict], *, workers: int | None = None, limits=None,
@@ -150,9 +149,10 @@ def evaluate(problems: list[Problem], samples: list[dict], *, workers: int | Non
     by_id = {p.task_id: p for p in problems}
     skipped = set(missing)
     scored = [p for p in problems if p.task_id not in skipped]
-    folder = (None if reference_cache is False
-              else reference_cache if reference_cache is not None else os.environ.get(REFERENCE_CACHE_ENV))
-    cache = ReferenceCache(folder, limits=limits, simulator=simulator, containment=containment) if folder else None
+    if reference_cache is None:
+        reference_cache = os.environ.get(REFERENCE_CACHE_ENV) or False
+    cache = (ReferenceCache(reference_cache, limits=limits, simulator=simulator, containment=containment)
+             if reference_cache else None)
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=workers) as pool:
         contexts = {p.task_id: context_for(p.testbench, getattr(p, "external_modules", ())) for p in problems}

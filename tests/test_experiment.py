@@ -266,10 +266,8 @@ def test_warm_starts_are_shared_only_between_arms_that_differ_in_mode_alpha_or_s
     assert shared_stages(load_config("tiny-cpu", None, {"warmup_epochs": 0, "eval_bench": ""})) == ["data", "base-model"]
 
 
-def test_jobs_launch_every_warm_start_donor_before_the_arms_that_wait_on_them(tmp_path, monkeypatch):
+def test_jobs_launch_every_warm_start_donor_before_the_arms_that_wait_on_them(tmp_path):
     from harness.experiment.arms import build_jobs
-
-    monkeypatch.delenv("ITERTL_REFERENCE_CACHE", raising=False)
 
     cfg = load_experiment(None, {"train": {"limit": 50}})
     jobs = build_jobs(cfg, tmp_path, 1)

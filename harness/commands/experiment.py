@@ -77,14 +77,14 @@ def main_experiment(argv: list[str]) -> int:
     with run_folder(args.results_dir, args.run, "experiment", **options) as run:
         plan = arms.build_jobs(cfg, run.path, workers)
         arms_dir = run.path / "arms"
-        greedy_steps = [done for job in plan if job.name.startswith("greedy-") for _, done in job.steps]
+        greedy_steps = [done for job in plan if job.name.startswith(arms.GREEDY_JOB) for _, done in job.steps]
         total = sum(arms.run_stages(train_config(cfg, a)) for a in arm_list) + len(greedy_steps)
         failed = run_jobs(plan, arms_dir, jobs, lambda: sum(stages_done(arms_dir / a.name) for a in arm_list)
                           + sum(done() for done in greedy_steps), total, "experiment stages")
         unfinished = [j.name for j in plan if not j.done()]
         if failed or unfinished:
             name = next(iter(failed), unfinished[0])
-            waits = "the arm it evaluates did not finish" if name.startswith("greedy-") else "its warm start failed"
+            waits = "the arm it evaluates did not finish" if name.startswith(arms.GREEDY_JOB) else "its warm start failed"
             why = f"failed (exit {failed[name]})" if name in failed else f"did not run ({waits})"
             raise UserError(f"experiment job {name} {why}; see {arms_dir / f'{name}.log'}, fix it and rerun "
                             f"the same command (RUN={run.path.name}) to resume")

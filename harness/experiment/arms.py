@@ -14,7 +14,8 @@ model and iteration 0 (the same files they would compute; ``share_warm_start: fa
 off). After training, each arm's model is also evaluated greedily (n=1) at iteration 0 and the last
 (``greedy/<arm>/iter-NN/``, a secondary figure), in jobs queued after every arm's training. Every
 evaluation of the experiment reads and keeps the held-out references' verdicts in
-``<run>/cache/references/`` (tasks.evaluate.ReferenceCache). Jobs run as separate processes, ``jobs`` at a
+``<run>/cache/references/`` (tasks.evaluate.ReferenceCache; ITERTL_REFERENCE_CACHE, when set, names
+another folder). Jobs run as separate processes, ``jobs`` at a
 time (`harness.experiment.ablation.run_jobs`); a rerun after a kill resumes each at its first unfinished
 stage.
 The analysis (`harness.experiment.analysis`) writes experiment.json, experiment.md and the plots.
@@ -38,6 +39,8 @@ from harness.runs.folder import RunFolder, write_manifest
 from tasks.evaluate import REFERENCE_CACHE_ENV
 from verilog_tools.errors import UserError
 
+# The name of an arm's greedy-evaluation job: this prefix, then the arm's name.
+GREEDY_JOB = "greedy-"
 # Fields the data, base-model and warm-start stages never read: arms differing only in these share them.
 WARM_START_FREE = frozenset({"mode", "alpha", "score"})
 
@@ -149,7 +152,7 @@ def build_jobs(cfg: ExperimentConfig, run_dir: Path, workers: int) -> list[Job]:
                                    fork_warm_start(cfg, a, d, t, workers)) if forked else None, env=env))
         if cfg.greedy:
             its = dict.fromkeys(([0] if not forked else []) + [configs[arm.name].iters])
-            greedies.append(Job(f"greedy-{arm.name}", [
+            greedies.append(Job(f"{GREEDY_JOB}{arm.name}", [
                 (greedy_argv(arm_dir, it, greedy_dir(run_dir, arm.name, it)),
                  lambda p=greedy_dir(run_dir, arm.name, it): (p / "metrics.json").is_file()) for it in its],
                 ready=lambda d=arm_dir: run_finished(d), env=env))
